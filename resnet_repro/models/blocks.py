@@ -56,9 +56,7 @@ class ProjectionShortcut(nn.Sequential):
         super().__init__(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
-def make_shortcut(
-    option: str | None, in_channels: int, out_channels: int, stride: int
-) -> nn.Module | None:
+def make_shortcut(option: str | None, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
     """The shortcut of one block; ``None`` means a plain block (no shortcut at all)."""
     if option is None:
         return None

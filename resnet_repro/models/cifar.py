@@ -1,10 +1,10 @@
 """The CIFAR-10 networks of section 4.2: depth 6n+2, plain or residual.
 
-    3x3 conv, 16 filters            32x32
-    2n 3x3 layers, 16 filters       32x32
-    2n 3x3 layers, 32 filters       16x16  (first layer has stride 2)
-    2n 3x3 layers, 64 filters        8x8   (first layer has stride 2)
-    global average pool, 10-way fully connected
+3x3 conv, 16 filters            32x32
+2n 3x3 layers, 16 filters       32x32
+2n 3x3 layers, 32 filters       16x16  (first layer has stride 2)
+2n 3x3 layers, 64 filters        8x8   (first layer has stride 2)
+global average pool, 10-way fully connected
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ def blocks_per_stage(depth: int) -> int:
         raise ValueError(f"depth must be an integer of the form 6n+2, got {depth!r}")
     if depth < 8 or (depth - 2) % 6 != 0:
         raise ValueError(
-            f"CIFAR-10 depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), "
-            f"got {depth}"
+            f"CIFAR-10 depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), got {depth}"
         )
     return (depth - 2) // 6
 

@@ -34,7 +34,7 @@ class ImageNetNet(nn.Module):
         self.relu1 = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         in_channels, stages = 64, []
-        for i, (width, num_blocks) in enumerate(zip(STAGE_WIDTHS, blocks)):
+        for i, (width, num_blocks) in enumerate(zip(STAGE_WIDTHS, blocks, strict=True)):
             stride = 1 if i == 0 else 2  # conv3_1, conv4_1 and conv5_1 subsample
             stages.append(make_stage(block, in_channels, width, num_blocks, stride, shortcut))
             in_channels = width * block.expansion
