@@ -1,0 +1,196 @@
+"""Training throughput: our trainer's step against the same training written the common way.
+
+Baseline, the usual CIFAR-10 recipe code: a Dataset of PIL images with torchvision's RandomCrop(32,
+padding=4), RandomHorizontalFlip, ToTensor and Normalize run on the CPU in DataLoader worker processes,
+batches copied to the device, fp32, eager, NCHW, torch.optim.SGD with its default implementation.
+Ours: `resnet_repro.trainer.TrainingLoop.step`, the very step `train` runs, with the speed options
+`resolve_speed` picks for the device (or the ones given). Same network, batch 128, momentum, weight
+decay and learning rate; both measured in this one process, in alternating rounds (the best round of
+each counts, so a busy machine does not favour either), on the same images.
+
+    python benchmarks/train_throughput.py --device cpu --arch resnet20 --steps 10
+    python benchmarks/train_throughput.py --device cuda --arch resnet56 --steps 300
+
+Images are random uint8 pixels of CIFAR-10's shape (50,000 training images) unless --data gives a real
+source: throughput does not depend on what the pixels show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from resnet_repro.config import COMPILE_MODES, SWITCH, RunConfig
+from resnet_repro.data import CifarData, load_cifar10
+from resnet_repro.schedule import BASE_LR, PAPER_ITERATIONS
+from resnet_repro.trainer import (
+    BATCH_SIZE,
+    MOMENTUM,
+    WEIGHT_DECAY,
+    TrainingLoop,
+    build_model,
+    cudnn_benchmark,
+    device_name,
+    resolve_device,
+    resolve_speed,
+)
+
+
+class PILCifar(Dataset):
+    """What torchvision.datasets.CIFAR10 does per item: a PIL image from the uint8 array, then transforms."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform):
+        self.images = images.permute(0, 2, 3, 1).numpy()  # [N, 32, 32, 3], as CIFAR10.data
+        self.labels = labels.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def synthetic_data(n_train: int = 50_000, n_test: int = 1_000) -> CifarData:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n_train + n_test, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n_train + n_test) % 10
+    return CifarData(
+        images[:n_train],
+        labels[:n_train],
+        images[n_train:],
+        labels[n_train:],
+        [str(i) for i in range(10)],
+        {"name": "synthetic"},
+    )
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def images_per_second(step, device: torch.device, steps: int) -> float:
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return steps * BATCH_SIZE / (time.perf_counter() - start)
+
+
+def baseline_step(config: RunConfig, data: CifarData, device: torch.device, workers: int):
+    """One step of the common way: DataLoader batch, CPU transforms, copy, fp32 eager SGD step."""
+    mean = (data.train_images[:10_000].float() / 255).mean(dim=(0, 2, 3)).tolist()
+    std = (data.train_images[:10_000].float() / 255).std(dim=(0, 2, 3)).tolist()
+    transform = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
+    loader = DataLoader(
+        PILCifar(data.train_images, data.train_labels, transform),
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=BASE_LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    batches = _forever(loader)
+
+    def step():
+        images, labels = next(batches)
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _forever(loader):
+    while True:
+        yield from loader
+
+
+def our_step(config: RunConfig, data: CifarData, device: torch.device) -> TrainingLoop:
+    """The trainer's own loop, with the speed options of a full run on this device."""
+    speed = resolve_speed(config, device, PAPER_ITERATIONS)
+    torch.manual_seed(config.seed)
+    return TrainingLoop(build_model(config), data, device, speed, config.seed)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--arch", default="resnet20", help="e.g. resnet20, resnet56, plain20 (default resnet20)"
+    )
+    parser.add_argument("--steps", type=int, help="timed steps per round (default: 10 CPU, 300 CUDA)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds; the best counts")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default: 3 CPU, 50 CUDA)")
+    parser.add_argument(
+        "--workers", type=int, default=min(8, os.cpu_count() or 1), help="baseline loader workers"
+    )
+    parser.add_argument("--data", help="a CIFAR-10 source for load_cifar10 (default: random pixels)")
+    parser.add_argument("--images", type=int, default=50_000, help="random training images (without --data)")
+    for option in ("channels_last", "amp", "data_on_device", "fused_optimizer", "cudnn_benchmark"):
+        parser.add_argument(f"--{option.replace('_', '-')}", choices=SWITCH, default="auto", help="ours")
+    parser.add_argument("--compile", choices=COMPILE_MODES, default="auto", help="ours (auto: as a full run)")
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    steps = args.steps or (300 if cuda else 10)
+    warmup = args.warmup if args.warmup is not None else (50 if cuda else 3)
+    speed_fields = ("channels_last", "amp", "compile", "data_on_device", "fused_optimizer", "cudnn_benchmark")
+    config = RunConfig(
+        arch=args.arch, device=args.device, **{name: getattr(args, name) for name in speed_fields}
+    )
+    data = load_cifar10(args.data, progress=False) if args.data else synthetic_data(args.images)
+
+    print(
+        f"{args.arch}, batch {BATCH_SIZE}, on {device_name(device)} ({device.type}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{warmup} warm-up steps, then {args.rounds} rounds of {steps} timed steps each, alternating"
+    )
+    baseline = baseline_step(config, data, device, args.workers)
+    loop = our_step(config, data, device)
+    with cudnn_benchmark(loop.speed.cudnn_benchmark):
+        for _ in range(warmup):  # compilation, allocator, cuDNN autotuning, loader start-up
+            baseline()
+            loop.step(BASE_LR)
+        rates = {"baseline": [], "ours": []}
+        for _ in range(args.rounds):  # alternating, so a busy machine slows both alike
+            rates["baseline"].append(images_per_second(baseline, device, steps))
+            rates["ours"].append(images_per_second(lambda: loop.step(BASE_LR), device, steps))
+    best = {name: max(values) for name, values in rates.items()}
+    common_way = f"DataLoader, {args.workers} workers, CPU transforms, fp32, eager"
+    options = ", ".join(
+        f"{key}={value}" for key, value in vars(loop.speed).items() if key != "compile_fallback"
+    )
+    for name, label in (("baseline", common_way), ("ours", options)):
+        rounds = ", ".join(f"{r:.1f}" for r in rates[name])
+        print(f"{name} ({label}): best {best[name]:.1f} images/s (rounds: {rounds})")
+    print(f"ratio ours / baseline: {best['ours'] / best['baseline']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""The command line: `python -m resnet_repro {train,reproduce,costs}`.
+
+Mistakes in the arguments or the data end in one line on stderr and exit status 2, never a traceback
+(set RESNET_REPRO_DEBUG=1 to see one). Ctrl-C saves a checkpoint and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .config import BUDGETS, COMPILE_MODES, DEFAULT_EVAL_POINTS, DEVICES, SMOKE_EVAL_POINTS, SWITCH
+from .experiments import DESCRIPTIONS, EXPERIMENTS
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+ARCH_METAVAR = "{plain,resnet}{20,32,44,56,110,1202}"
+
+TRAIN_EPILOG = """\
+examples:
+  python -m resnet_repro train --arch resnet20 --budget smoke --data ../shared/data/cifar10-jpeg.tar.gz
+  python -m resnet_repro train --arch resnet56 --budget quick          # 8k iterations, official CIFAR-10
+  python -m resnet_repro train --arch plain56 --budget full --seed 1   # the paper's 64k iterations
+  python -m resnet_repro train --arch resnet110 --iterations 20000 --val-split   # 45k/5k split
+
+Results go to <out>/<budget>/<run>/ (history.csv, run.json, layer_std.csv). Rerunning the same
+command resumes an interrupted run, and does nothing for a finished one unless --force.
+"""
+
+REPRODUCE_EPILOG = "experiments:\n" + "".join(f"  {name:10s} {text}\n" for name, text in DESCRIPTIONS.items())
+REPRODUCE_EPILOG += """
+examples:
+  python -m resnet_repro reproduce fig1 --budget smoke --data ../shared/data/cifar10-jpeg.tar.gz
+  python -m resnet_repro reproduce fig6 --budget quick
+  python -m resnet_repro reproduce table6 --budget full --seeds 5 --include-1202
+  python -m resnet_repro reproduce fig7 --dry-run      # which runs exist, which would train
+
+Runs are shared between experiments: fig7 reuses the runs of fig1 and fig6.
+"""
+
+COSTS_EPILOG = """\
+examples:
+  python -m resnet_repro costs                # CIFAR-10 nets and the ImageNet nets of Table 1
+  python -m resnet_repro costs --only imagenet
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (what is wrong and what is allowed), not usage + error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _arch(value: str) -> str:
+    from .models import parse_arch
+
+    try:
+        parse_arch(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], e.g. 0.125, got {value!r}")
+    return number
+
+
+def _run_options() -> argparse.ArgumentParser:
+    """Options that train and reproduce share."""
+    parent = argparse.ArgumentParser(add_help=False)
+    run = parent.add_argument_group("run")
+    run.add_argument(
+        "--budget",
+        choices=BUDGETS,
+        default="quick",
+        help="how long to train: smoke = 10 iterations on 1000/500 images (seconds, checks the plumbing); "
+        "quick = the paper's iteration counts x 1/8 (8k iterations); full = the paper's 64k (default: quick)",
+    )
+    run.add_argument(
+        "--iterations",
+        type=_positive_int,
+        metavar="N",
+        help="train N iterations instead (learning rate drops at 50%% and 75%%)",
+    )
+    run.add_argument(
+        "--quick-factor", type=_fraction, default=1 / 8, metavar="F", help="length of quick relative to full"
+    )
+    run.add_argument(
+        "--data",
+        metavar="PATH",
+        help="CIFAR-10 as a folder tree (train/<class>/*.png, test/<class>/...) or a .tar.gz of one, "
+        "e.g. ../shared/data/cifar10-jpeg.tar.gz (default: download the official files)",
+    )
+    run.add_argument("--out", metavar="DIR", help="results folder (default: data/results in the repository)")
+    run.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA if available (default)")
+    run.add_argument(
+        "--val-split",
+        type=_positive_int,
+        nargs="?",
+        const=5000,
+        default=0,
+        metavar="N",
+        help="hold out N training images (default 5000, as the paper) and test on them instead",
+    )
+    run.add_argument(
+        "--eval-points",
+        type=_positive_int,
+        metavar="K",
+        help=f"points on the training/test curves (default {DEFAULT_EVAL_POINTS}, smoke {SMOKE_EVAL_POINTS})",
+    )
+    run.add_argument("--force", action="store_true", help="train again even if the run has finished")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    speed = parent.add_argument_group("speed (none changes the algorithm; auto = what helps on the device)")
+    speed.add_argument("--channels-last", choices=SWITCH, default="auto", help="NHWC memory layout")
+    speed.add_argument("--amp", choices=SWITCH, default="auto", help="bf16 autocast (auto: on CUDA)")
+    speed.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default="auto",
+        help="torch.compile mode (auto: on CUDA for long runs)",
+    )
+    speed.add_argument(
+        "--data-on-device", choices=SWITCH, default="auto", help="dataset and augmentation on GPU"
+    )
+    speed.add_argument("--fused-optimizer", choices=SWITCH, default="auto", help="fused SGD (auto: on CUDA)")
+    speed.add_argument(
+        "--cudnn-benchmark", choices=SWITCH, default="auto", help="cuDNN autotuning (auto: CUDA)"
+    )
+    speed.add_argument("--no-speedups", action="store_true", help="turn every speed option off")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m resnet_repro",
+        description="Reproduce He et al. (2015), Deep Residual Learning, on CIFAR-10: train the paper's "
+        "networks with its recipe, run its experiments, count their costs.",
+        epilog="Run `python -m resnet_repro COMMAND --help` for a command's options and examples.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    run_options = _run_options()
+    formatter = argparse.RawDescriptionHelpFormatter
+
+    train = commands.add_parser(
+        "train",
+        parents=[run_options],
+        help="train one network",
+        description="Train one CIFAR-10 network with the paper's recipe (section 4.2).",
+        epilog=TRAIN_EPILOG,
+        formatter_class=formatter,
+    )
+    train.add_argument(
+        "--arch", type=_arch, required=True, metavar=ARCH_METAVAR, help="e.g. resnet56, plain20"
+    )
+    train.add_argument(
+        "--shortcut",
+        choices=("A", "B", "C"),
+        help="ResNets only: A identity/zero-pad (default), B, C projections",
+    )
+    train.add_argument(
+        "--seed", type=int, default=0, help="initial weights, data order, augmentation (default 0)"
+    )
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        parents=[run_options],
+        help="train a named experiment's runs (skips finished ones)",
+        description="Train every run of one of the paper's CIFAR-10 experiments that is not finished yet.",
+        epilog=REPRODUCE_EPILOG,
+        formatter_class=formatter,
+    )
+    reproduce.add_argument("experiment", choices=list(EXPERIMENTS), help="which experiment (see below)")
+    reproduce.add_argument(
+        "--seeds", type=_positive_int, default=1, metavar="K", help="seeds 0..K-1 (default 1)"
+    )
+    reproduce.add_argument("--include-1202", action="store_true", help="also ResNet-1202 (fig6, table6)")
+    reproduce.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+
+    costs = commands.add_parser(
+        "costs",
+        help="parameters and multiply-adds of the paper's networks",
+        description="Parameter and multiply-add (the paper's FLOPs) counts, beside the paper's numbers.",
+        epilog=COSTS_EPILOG,
+        formatter_class=formatter,
+    )
+    costs.add_argument("--only", choices=("cifar", "imagenet"), help="one of the two tables")
+    return parser
+
+
+def _config_fields(args: argparse.Namespace) -> dict:
+    speed = ("channels_last", "amp", "compile", "data_on_device", "fused_optimizer", "cudnn_benchmark")
+    fields = {
+        "iterations": args.iterations,
+        "quick_factor": args.quick_factor,
+        "val_split": args.val_split,
+        "eval_points": args.eval_points,
+        **{name: "off" if args.no_speedups else getattr(args, name) for name in speed},
+    }
+    return fields
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import RunConfig
+    from .trainer import train
+
+    config = RunConfig(
+        arch=args.arch,
+        shortcut=args.shortcut,
+        budget=args.budget,
+        data=args.data,
+        seed=args.seed,
+        device=args.device,
+        **_config_fields(args),
+    )
+    folder = train(config, results_dir=args.out, progress=not args.no_progress, force=args.force)
+    print(_summary(folder))
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .experiments import experiment_folders, reproduce
+    from .results import is_finished
+
+    if args.dry_run:
+        folders = experiment_folders(
+            args.experiment, args.budget, args.out, args.seeds, args.include_1202, **_config_fields(args)
+        )
+        for folder in folders:
+            print(f"{'done   ' if is_finished(folder) else 'to train'}  {folder}")
+        return 0
+    folders = reproduce(
+        args.experiment,
+        budget=args.budget,
+        data=args.data,
+        results_dir=args.out,
+        device=args.device,
+        seeds=args.seeds,
+        include_1202=args.include_1202,
+        progress=not args.no_progress,
+        force=args.force,
+        **_config_fields(args),
+    )
+    for folder in folders:
+        print(_summary(folder))
+    return 0
+
+
+def _summary(folder) -> str:
+    """One line per finished run: its errors, length and time, and where it is."""
+    from .results import read_run_record
+
+    record = read_run_record(folder)
+    minutes, seconds = divmod(round(record["wall_time_s"]), 60)
+    errors = f"test error {record['final_test_error']:.2f}% (train {record['final_train_error']:.2f}%)"
+    length = f"{record['budget']['iterations']:,} iterations in {minutes}:{seconds:02d} min"
+    return f"{folder.name}: {errors} after {length} -> {folder}"
+
+
+def _costs(args: argparse.Namespace) -> int:
+    from .claims import cifar_costs, imagenet_costs  # the same tables the book's cost chapter shows
+
+    tables = {
+        "cifar": ("CIFAR-10 networks (32x32 input; ResNets with option A)", cifar_costs),
+        "imagenet": ("ImageNet networks of Table 1 (224x224 input)", imagenet_costs),
+    }
+    for key, (title, table) in tables.items():
+        if args.only in (None, key):
+            print(f"{title}\n{_format_costs(table()).to_string(index=False)}\n")
+    print("macs = multiply-adds of one forward pass (the paper's FLOPs); paper_* = the paper's figures")
+    return 0
+
+
+def _format_costs(table):
+    """Millions of parameters and millions/billions of multiply-adds, as the paper writes them."""
+    table = table.copy()
+    for column in [c for c in table.columns if c.endswith("params")]:
+        table[column] = table[column].map(lambda v: "" if v != v else f"{v / 1e6:.2f}M")  # v != v: NaN
+    for column in [c for c in table.columns if c.endswith("macs")]:
+        table[column] = table[column].map(
+            lambda v: "" if v != v else f"{v / 1e9:.2f}G" if v >= 1e9 else f"{v / 1e6:.1f}M"
+        )
+    return table
+
+
+COMMANDS = {"train": _train, "reproduce": _reproduce, "costs": _costs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED  # the trainer has said where it saved
+    except (ValueError, OSError) as err:  # DataError is a ValueError
+        if os.environ.get("RESNET_REPRO_DEBUG"):
+            raise
+        message = " ".join(str(err).split())  # one line, whatever the exception put in it
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE

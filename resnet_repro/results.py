@@ -1,0 +1,237 @@
+"""Run folders: where a run's results live, how they are written, and the book's readers.
+
+Layout (one folder per run, shared by every experiment that needs the run):
+
+    <results_dir>/<budget label>/<run>/
+        history.csv     iteration, lr, train_loss, train_error, test_error (errors in %)
+        layer_std.csv   layer, name, std (Figure 7)
+        run.json        config, budget, final errors, params, times, speed options, provenance
+        checkpoint.pt   only while training; deleted when the run finishes
+
+<budget label> is "smoke", "quick", "full", or "<budget>-<N>it" for a run of non-standard length.
+<run> is "<arch>-<shortcut>-seed<k>" for ResNets ("resnet56-A-seed0") and "<arch>-seed<k>" for plain
+nets ("plain20-seed0"), with "-val<N>" appended when N training images were held out for validation.
+So ResNet-20-A of Figure 6 is the very run Table 6 and the shortcut comparison read.
+
+Every file is written atomically (a temporary file in the same folder, then `os.replace`), and run.json
+last: a folder with run.json is a finished run, and no reader ever sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from .config import PLAIN_SHORTCUT, RunConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RESULTS_DIR = REPO_ROOT / "data" / "results"
+
+HISTORY_FILE, LAYER_STD_FILE, RUN_FILE, CHECKPOINT_FILE = (
+    "history.csv",
+    "layer_std.csv",
+    "run.json",
+    "checkpoint.pt",
+)
+HISTORY_COLUMNS = ["iteration", "lr", "train_loss", "train_error", "test_error"]
+LAYER_STD_COLUMNS = ["layer", "name", "std"]
+RUN_KEYS = ["run", "arch", "family", "depth", "shortcut", "seed", "budget", "dataset"]
+RUN_COLUMNS = [
+    "experiment",
+    "run",
+    "arch",
+    "family",
+    "depth",
+    "shortcut",
+    "seed",
+    "budget",
+    "iterations",
+    "dataset",
+    "device_name",
+    "final_test_error",
+    "final_train_error",
+    "params",
+    "wall_time_s",
+    "path",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Where a run lives
+# ---------------------------------------------------------------------------------------------------------
+
+
+def run_name(config: RunConfig) -> str:
+    """ "resnet56-A-seed0", "plain20-seed0", "resnet110-A-seed2-val5000"."""
+    parts = [config.arch] + ([] if config.shortcut == PLAIN_SHORTCUT else [config.shortcut])
+    parts.append(f"seed{config.seed}")
+    if config.val_split:
+        parts.append(f"val{config.val_split}")
+    return "-".join(parts)
+
+
+def run_folder(config: RunConfig, results_dir: str | os.PathLike | None = None) -> Path:
+    """<results_dir>/<budget label>/<run name>/ (results_dir default: DEFAULT_RESULTS_DIR)."""
+    root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
+    return root / config.plan().label / run_name(config)
+
+
+def is_finished(folder: Path) -> bool:
+    return (Path(folder) / RUN_FILE).is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing, atomically
+# ---------------------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(temporary_path)`, then rename it onto `path`: `path` is either the old file or the new
+    complete one, never a partial one, even if the process dies while writing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_csv(path: Path, columns: list[str], rows: Iterable[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: row[key] for key in columns} for row in rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_json(path: Path, record: dict) -> None:
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def read_run_record(folder: Path) -> dict:
+    return json.loads((Path(folder) / RUN_FILE).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Provenance
+# ---------------------------------------------------------------------------------------------------------
+
+
+def git_commit() -> tuple[str, bool | None]:
+    """(commit of the code that ran, whether it had uncommitted changes), or ("unknown", None)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+    return commit, dirty
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def dataset_label(identity: dict) -> str:
+    """The dataset column of the readers: "cifar10-official", "cifar10-jpeg", "+ -val5000" if held out."""
+    name = identity.get("name", "unknown")
+    validation = identity.get("validation")
+    return f"{name}-val{validation['size']}" if validation else name
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Readers for the book
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _finished_runs(results_dir) -> list[tuple[Path, dict]]:
+    root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
+    return [
+        (path.parent, json.loads(path.read_text(encoding="utf-8")))
+        for path in sorted(root.glob(f"*/*/{RUN_FILE}"))
+    ]
+
+
+def _run_row(folder: Path, record: dict) -> dict:
+    return {
+        "experiment": folder.parent.name,
+        "run": folder.name,
+        "arch": record["arch"],
+        "family": record["family"],
+        "depth": record["depth"],
+        "shortcut": record["shortcut"],
+        "seed": record["seed"],
+        "budget": record["budget"]["label"],
+        "iterations": record["budget"]["iterations"],
+        "dataset": dataset_label(record["provenance"]["dataset"]),
+        "device_name": record["provenance"]["device_name"],
+        "final_test_error": record["final_test_error"],
+        "final_train_error": record["final_train_error"],
+        "params": record["params"],
+        "wall_time_s": record["wall_time_s"],
+        "path": str(folder),
+    }
+
+
+def load_runs(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per finished run (a folder with run.json) under results_dir; columns RUN_COLUMNS.
+
+    experiment is the budget-label folder the run lives in; errors are in %.
+    """
+    rows = [_run_row(folder, record) for folder, record in _finished_runs(results_dir)]
+    return pd.DataFrame.from_records(rows, columns=RUN_COLUMNS)
+
+
+def _per_run_table(results_dir, filename: str, columns: list[str]) -> pd.DataFrame:
+    frames = []
+    for folder, record in _finished_runs(results_dir):
+        table = pd.read_csv(folder / filename)
+        keys = {key: value for key, value in _run_row(folder, record).items() if key in RUN_KEYS}
+        frames.append(table.assign(**keys)[RUN_KEYS + columns])
+    if not frames:
+        return pd.DataFrame(columns=RUN_KEYS + columns)
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_histories(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The curves of every finished run: run keys + iteration, lr, train_loss, train_error, test_error.
+
+    train_loss/train_error: on the augmented mini-batches since the previous point (%, the paper's dashed
+    lines); test_error: on the whole test set at that iteration (%, the bold lines).
+    """
+    return _per_run_table(results_dir, HISTORY_FILE, HISTORY_COLUMNS)
+
+
+def load_layer_std(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Figure 7 of every finished run: run keys + layer (1-based, in network order), name (module), std.
+
+    std: the population standard deviation of every element (test image x channel x position) of the
+    layer's response (its batch norm's output, before ReLU or addition) over the whole test set, with the
+    trained network in eval mode.
+    """
+    return _per_run_table(results_dir, LAYER_STD_FILE, LAYER_STD_COLUMNS)

@@ -1,0 +1,732 @@
+"""Train one CIFAR-10 network with the paper's recipe (section 4.2), fast, resumable, with its results.
+
+The recipe: per-pixel mean subtraction; pad 4 + random 32x32 crop + random horizontal flip; SGD with
+momentum 0.9, weight decay 1e-4 (on every parameter), mini-batch 128; the schedule of `schedule.py`.
+The reported error is the test error at the end of training, never the best one seen.
+
+Speed without changing the algorithm: the whole dataset lives on the device and every mini-batch is
+drawn (a slice of a seeded permutation) and augmented there with tensor ops; channels-last layout; bf16
+autocast on CUDA (weights, gradients, optimizer state and batch-norm statistics stay fp32); optional
+torch.compile; losses and errors are summed on the device and read only at the eval points, so a step
+never waits for the GPU. Each option can be switched off (`RunConfig`) and the resolved choice is
+recorded in run.json.
+
+Never lose work: a checkpoint (model, optimizer, RNG states, data-order position, partial sums, history)
+is written atomically at every eval point, every `checkpoint_minutes`, and on Ctrl-C; rerunning the same
+call resumes from it, and on the CPU the resumed run is bit-for-bit the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import platform
+import signal
+import sys
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .augment import mean_image, normalize, random_crop_flip
+from .config import RunConfig
+from .data import CifarData, load_cifar10, split_validation, take_subset
+from .flops import count_macs, count_params
+from .models import build_cifar, response_layers
+from .results import (
+    CHECKPOINT_FILE,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    LAYER_STD_COLUMNS,
+    LAYER_STD_FILE,
+    RUN_FILE,
+    atomic_write,
+    cpu_name,
+    git_commit,
+    is_finished,
+    read_run_record,
+    run_folder,
+    run_name,
+    write_csv,
+    write_json,
+)
+from .schedule import WARMUP_UNTIL_TRAIN_ERROR, eval_iterations, learning_rate
+
+# ---------------------------------------------------------------------------------------------------------
+# The recipe (section 4.2)
+# ---------------------------------------------------------------------------------------------------------
+
+BATCH_SIZE = 128
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+PAD = 4  # pixels of zero padding before the random crop (zero = the mean pixel: images are normalized first)
+WARMUP_CHECK_EVERY = 10  # iterations: warm-up ends when these mini-batches' error is below 80%
+EVAL_BATCH = 1000  # test images per forward pass (no effect on the result)
+AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation stream is seeded apart from the data order
+COMPILE_MIN_ITERATIONS = 2000  # below this, compiling (tens of seconds) costs more than it saves
+CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Device and speed options
+# ---------------------------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> CUDA if available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but CUDA is not available here; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """The speed options as resolved for one device; none of them changes the algorithm."""
+
+    channels_last: bool
+    amp: bool  # bf16 autocast
+    compile: str  # "off" or a torch.compile mode
+    data_on_device: bool
+    fused_optimizer: bool
+    cudnn_benchmark: bool
+    compile_fallback: bool = False  # "auto" asked: run eagerly if compilation fails instead of stopping
+
+
+def resolve_speed(config: RunConfig, device: torch.device, iterations: int) -> SpeedOptions:
+    """Turn each "auto" into on/off for this device and run length."""
+    cuda = device.type == "cuda"
+
+    def switch(value: str, auto: bool) -> bool:
+        return auto if value == "auto" else value == "on"
+
+    compile_mode = config.compile
+    if compile_mode == "auto":
+        # Compiling removes the Python overhead per layer that dominates these small nets on a GPU, but
+        # costs tens of seconds up front; Triton needs compute capability 7.0+. Eager on the CPU.
+        capable = cuda and torch.cuda.get_device_capability(device) >= (7, 0)
+        compile_mode = "default" if capable and iterations >= COMPILE_MIN_ITERATIONS else "off"
+    return SpeedOptions(
+        channels_last=switch(config.channels_last, True),  # faster on GPUs, and ~1.3x on this CPU too
+        amp=switch(config.amp, cuda),  # bf16 on a CPU is emulated on most chips: slower
+        compile=compile_mode,
+        data_on_device=switch(config.data_on_device, True),
+        fused_optimizer=switch(config.fused_optimizer, cuda),
+        cudnn_benchmark=switch(config.cudnn_benchmark, cuda),
+        compile_fallback=config.compile == "auto",
+    )
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(enabled: bool):
+    """Set torch.backends.cudnn.benchmark for the duration (it is process-wide)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sums on the device
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Tally:
+    """Loss and error of mini-batches, summed on the device; read (one host sync) only when popped."""
+
+    def __init__(self, device: torch.device):
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.wrong = torch.zeros((), dtype=torch.int64, device=device)
+        self.seen = 0  # a Python int: the batch size is known without asking the device
+
+    def add(self, loss_sum: torch.Tensor, wrong: torch.Tensor, n: int) -> None:
+        self.loss_sum += loss_sum
+        self.wrong += wrong
+        self.seen += n
+
+    def pop(self) -> tuple[float, float]:
+        """(mean loss, error %) since the last pop; resets."""
+        seen = max(self.seen, 1)
+        result = self.loss_sum.item() / seen, 100.0 * self.wrong.item() / seen
+        self.loss_sum.zero_(), self.wrong.zero_()
+        self.seen = 0
+        return result
+
+    def state_dict(self) -> dict:
+        return {"loss_sum": self.loss_sum.cpu(), "wrong": self.wrong.cpu(), "seen": self.seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loss_sum.copy_(state["loss_sum"])
+        self.wrong.copy_(state["wrong"])
+        self.seen = state["seen"]
+
+
+class Moments:
+    """Mean and variance of every element of a stream of tensors, merged batch by batch on the device
+    (Chan et al.'s pairwise update, float64 totals), so no full-size float64 copy is ever made."""
+
+    def __init__(self, device: torch.device):
+        self.count = 0
+        self.mean = torch.zeros((), dtype=torch.float64, device=device)
+        self.m2 = torch.zeros((), dtype=torch.float64, device=device)
+
+    def add(self, values: torch.Tensor) -> None:
+        n = values.numel()
+        batch_var, batch_mean = torch.var_mean(values.detach().float(), correction=0)
+        batch_m2 = batch_var.double() * n
+        total = self.count + n
+        delta = batch_mean.double() - self.mean
+        self.mean += delta * (n / total)
+        self.m2 += batch_m2 + delta.square() * (self.count * n / total)
+        self.count = total
+
+    def std(self) -> float:
+        """Population standard deviation."""
+        return (self.m2 / self.count).sqrt().item()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The training loop: one model, its optimizer and its data stream
+# ---------------------------------------------------------------------------------------------------------
+
+
+class TrainingLoop:
+    """The paper's SGD step on mini-batches drawn and augmented on the device, and the test pass.
+
+    Knows nothing about schedules, files or progress bars (see `train`), so the benchmark times exactly
+    the step that training runs.
+    """
+
+    def __init__(
+        self, model: nn.Module, data: CifarData, device: torch.device, speed: SpeedOptions, seed: int
+    ):
+        self.device, self.speed = device, speed
+        self.data_device = device if speed.data_on_device else torch.device("cpu")
+        self.memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.memory_format)
+        self.train_images = data.train_images.to(self.data_device)  # uint8 [N, 3, 32, 32]
+        self.train_labels = data.train_labels.to(self.data_device)
+        self.mean = mean_image(self.train_images)  # per-pixel mean of the training set, [3, 32, 32]
+        self.test_images = normalize(data.test_images.to(self.data_device), self.mean)  # the single view
+        self.test_images = self.test_images.contiguous(memory_format=self.memory_format)
+        self.test_labels = data.test_labels.to(self.data_device)
+        if len(self.train_labels) < BATCH_SIZE:
+            raise ValueError(
+                f"{len(self.train_labels)} training images are fewer than one batch of {BATCH_SIZE}"
+            )
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=0.0,  # set by the schedule before every step
+            momentum=MOMENTUM,
+            weight_decay=WEIGHT_DECAY,
+            fused=True if speed.fused_optimizer else None,
+        )
+        # Two seeded streams on the data's device: drawing there never waits for (or syncs with) the host.
+        self.order_generator = torch.Generator(self.data_device).manual_seed(seed)
+        self.augment_generator = torch.Generator(self.data_device).manual_seed(seed + AUGMENT_SEED_OFFSET)
+        self.order: torch.Tensor | None = None  # this epoch's permutation of the training images
+        self.position = 0  # next unused index into `order`
+        self.iteration = 0  # SGD steps taken
+        self.interval = Tally(device)  # since the last eval point
+        self.window = Tally(device)  # since the last warm-up check
+        self.forward = self.model
+        self._first_compiled_step = speed.compile != "off"
+        if self._first_compiled_step:
+            self.forward = torch.compile(self.model, mode=speed.compile, dynamic=False)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.speed.amp)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next 128 images of the epoch's permutation, normalized and augmented, and their labels.
+
+        An epoch ends when fewer than a batch are left (they are skipped; the next epoch reshuffles all).
+        """
+        if self.order is None or self.position + BATCH_SIZE > len(self.order):
+            n = len(self.train_labels)
+            self.order = torch.randperm(n, generator=self.order_generator, device=self.data_device)
+            self.position = 0
+        index = self.order[self.position : self.position + BATCH_SIZE]
+        self.position += BATCH_SIZE
+        images = normalize(self.train_images[index], self.mean)  # float [128, 3, 32, 32], mean subtracted
+        images = random_crop_flip(images, pad=PAD, generator=self.augment_generator)
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        return images, self.train_labels[index].to(self.device, non_blocking=True)
+
+    def step(self, lr: float, track_window: bool = False) -> None:
+        """One SGD step at learning rate `lr` on the next mini-batch. No host sync."""
+        images, labels = self.next_batch()
+        if self._first_compiled_step:
+            self._first_compiled_step = False
+            self._first_step_with_fallback(images, labels, lr, track_window)
+        else:
+            self._sgd_step(images, labels, lr, track_window)
+        self.iteration += 1
+
+    def _sgd_step(self, images: torch.Tensor, labels: torch.Tensor, lr: float, track_window: bool) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self._autocast():
+            logits = self.forward(images)
+            loss = F.cross_entropy(logits, labels)  # autocast computes it in fp32
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        loss_sum = loss.detach().double() * len(labels)
+        wrong = (logits.detach().argmax(dim=1) != labels).sum()
+        self.interval.add(loss_sum, wrong, len(labels))
+        if track_window:
+            self.window.add(loss_sum, wrong, len(labels))
+
+    def _first_step_with_fallback(self, images, labels, lr, track_window) -> None:
+        """Compilation happens in the first step; with compile "auto", a failure means eager, not a crash."""
+        before = copy.deepcopy(self.model.state_dict())  # the failed attempt may have moved BN statistics
+        try:
+            self._sgd_step(images, labels, lr, track_window)
+        except Exception as err:
+            if not self.speed.compile_fallback:
+                raise
+            warnings.warn(
+                f"torch.compile failed ({type(err).__name__}: {err}); training eagerly", stacklevel=3
+            )
+            self.model.load_state_dict(before)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.forward = self.model
+            self.speed = replace(self.speed, compile=f"off (compile failed: {type(err).__name__})")
+            self._sgd_step(images, labels, lr, track_window)
+
+    @torch.no_grad()
+    def evaluate(self, layers: list[tuple[str, nn.Module]] | None = None) -> tuple[float, list[float] | None]:
+        """Test error (%) of the single original view of every test image, with batch norm in eval mode.
+
+        layers: modules whose outputs to measure (Figure 7): returns the population standard deviation
+        of all elements of each one's output over the whole test set (every image, channel and position).
+        Runs the eager model: a compiled one would compile again for eval mode for little gain.
+        """
+        self.model.eval()
+        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+        moments = [Moments(self.device) for _ in layers or []]
+        hooks = [
+            module.register_forward_hook(lambda _m, _i, output, m=m: m.add(output))
+            for (_, module), m in zip(layers or [], moments, strict=True)
+        ]
+        try:
+            for start in range(0, len(self.test_labels), EVAL_BATCH):
+                images = self.test_images[start : start + EVAL_BATCH].to(self.device, non_blocking=True)
+                labels = self.test_labels[start : start + EVAL_BATCH].to(self.device, non_blocking=True)
+                with self._autocast():
+                    wrong += (self.model(images).argmax(dim=1) != labels).sum()
+        finally:
+            for hook in hooks:
+                hook.remove()
+            self.model.train()
+        error = 100.0 * wrong.item() / len(self.test_labels)
+        return error, ([m.std() for m in moments] if layers else None)
+
+    def state_dict(self) -> dict:
+        """Everything the next step depends on, as tensors and plain types (for weights_only loading)."""
+        return {
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "order_generator": self.order_generator.get_state(),
+            "augment_generator": self.augment_generator.get_state(),
+            "order": None if self.order is None else self.order.cpu(),
+            "position": self.position,
+            "interval": self.interval.state_dict(),
+            "window": self.window.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.order_generator.set_state(state["order_generator"])
+        self.augment_generator.set_state(state["augment_generator"])
+        self.order = None if state["order"] is None else state["order"].to(self.data_device)
+        self.position = state["position"]
+        self.interval.load_state_dict(state["interval"])
+        self.window.load_state_dict(state["window"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data for a run
+# ---------------------------------------------------------------------------------------------------------
+
+
+def prepare_data(config: RunConfig, data: CifarData | None = None, progress: bool = True) -> CifarData:
+    """The images a run trains and tests on: loaded (unless given), the smoke subset, the validation split."""
+    subset = config.plan().subset
+    if data is None:
+        data = load_cifar10(config.data, subset=subset, progress=progress)
+    elif subset is not None and data.identity.get("subset") != list(subset):
+        data = take_subset(data, subset)
+    if config.val_split:
+        data = split_validation(data, size=config.val_split, seed=0)  # the same held-out set for every seed
+    return data
+
+
+def dataset_key(identity: dict) -> dict:
+    """What must match for two runs to have seen the same images."""
+    subset = identity.get("subset")
+    return {
+        "sha256": identity.get("sha256"),
+        "subset": list(subset) if subset else None,
+        "validation": identity.get("validation"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A run's bookkeeping: history, warm-up, times (what the checkpoint holds besides the loop)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunState:
+    history: list[dict] = field(default_factory=list)
+    warmup_ended_at: int | None = None  # first iteration at the full rate (None: no warm-up, or not yet)
+    train_time_s: float = 0.0  # in the training loop (steps and test passes), over all sessions
+    wall_time_s: float = 0.0  # in train(), including data loading and compilation, over all sessions
+    sessions: int = 0  # how many train() calls this run took (1 + resumptions)
+
+
+class GracefulInterrupt:
+    """Ctrl-C sets a flag that the loop checks between steps, so it can save a consistent checkpoint.
+
+    A second Ctrl-C stops at once. Only the main thread can install a handler; elsewhere it does nothing.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# train(): the public entry point
+# ---------------------------------------------------------------------------------------------------------
+
+
+def train(
+    config: RunConfig,
+    results_dir=None,
+    progress: bool = True,
+    force: bool = False,
+    *,
+    data: CifarData | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train `config` into its run folder (see `results.py`) and return the folder.
+
+    A finished run is returned as it is unless `force`; a checkpointed one resumes. data: CIFAR-10
+    already in memory (it must be the source `config.data` names; the smoke subset and the validation
+    split are still applied). stop_after: stop as if Ctrl-C was pressed once this many iterations are
+    done (saves a checkpoint, raises KeyboardInterrupt): for tests and for splitting a long run.
+    """
+    folder = run_folder(config, results_dir)
+    if is_finished(folder) and not force:
+        _check_finished_run(folder, config, data)
+        if progress:
+            print(f"{folder}: finished already (force=True or --force trains it again)")
+        return folder
+    if force:
+        for name in (RUN_FILE, HISTORY_FILE, LAYER_STD_FILE, CHECKPOINT_FILE):
+            (folder / name).unlink(missing_ok=True)
+    clock = Clock()
+    device = resolve_device(config.device)
+    data = prepare_data(config, data, progress)
+    checkpoint = _load_checkpoint(folder, config, data, device)
+    speed = resolve_speed(config, device, config.plan().iterations)
+    torch.manual_seed(config.seed)  # the initial weights
+    with cudnn_benchmark(speed.cudnn_benchmark):
+        loop = TrainingLoop(build_model(config), data, device, speed, config.seed)
+        state = RunState()
+        if checkpoint is not None:
+            loop.load_state_dict(checkpoint["loop"])
+            state = RunState(**checkpoint["state"])
+        state.sessions += 1
+        _run(loop, config, state, folder, data, clock, progress, stop_after)
+    return folder
+
+
+def build_model(config: RunConfig) -> nn.Module:
+    return build_cifar(config.arch, "A" if config.family == "plain" else config.shortcut)
+
+
+class Clock:
+    """Adds the time since the last booking to a RunState, so times add up over a run's sessions."""
+
+    def __init__(self):
+        self.wall_mark = self.loop_mark = time.perf_counter()  # wall: since train() was called
+
+    def start_loop(self) -> None:
+        self.loop_mark = time.perf_counter()
+
+    def book(self, state: RunState) -> None:
+        now = time.perf_counter()
+        state.train_time_s += now - self.loop_mark
+        state.wall_time_s += now - self.wall_mark
+        self.wall_mark = self.loop_mark = now
+
+
+def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None:
+    """Step through the schedule from wherever `loop` is: warm-up, eval points, checkpoints, Ctrl-C."""
+    schedule = config.schedule()
+    points = set(eval_iterations(schedule.iterations, config.eval_points))
+    checkpoint_path = folder / CHECKPOINT_FILE
+    name = f"{folder.parent.name}/{folder.name}"
+    bar = tqdm(total=schedule.iterations, initial=loop.iteration, desc=name, unit="it", disable=not progress)
+    if state.history:
+        bar.set_postfix(_postfix(state.history[-1]), refresh=False)
+    last_save, saved_at = time.monotonic(), loop.iteration if checkpoint_path.is_file() else None
+
+    def save() -> None:
+        nonlocal last_save, saved_at
+        clock.book(state)
+        _save_checkpoint(checkpoint_path, config, data, loop, state)
+        last_save, saved_at = time.monotonic(), loop.iteration
+
+    clock.start_loop()
+    try:
+        with GracefulInterrupt() as interrupt:
+            while loop.iteration < schedule.iterations:
+                warming_up = schedule.warmup_lr is not None and state.warmup_ended_at is None
+                lr = learning_rate(loop.iteration, schedule, state.warmup_ended_at)
+                loop.step(lr, track_window=warming_up)
+                bar.update(1)
+                if warming_up and loop.iteration % WARMUP_CHECK_EVERY == 0:
+                    _, recent_error = loop.window.pop()  # a host sync, but only while warming up
+                    if recent_error < WARMUP_UNTIL_TRAIN_ERROR:
+                        state.warmup_ended_at = loop.iteration
+                at_point = loop.iteration in points
+                if at_point and loop.iteration < schedule.iterations:
+                    bar.set_postfix(_postfix(_eval_point(loop, schedule, state)[0]))
+                    save()
+                    write_csv(folder / HISTORY_FILE, HISTORY_COLUMNS, state.history)  # to watch a long run
+                elif time.monotonic() - last_save > config.checkpoint_minutes * 60:
+                    save()
+                if (
+                    interrupt.requested or loop.iteration == stop_after
+                ) and loop.iteration < schedule.iterations:
+                    if not at_point:
+                        save()
+                    raise KeyboardInterrupt
+            stds = _final_point(loop, schedule, state)
+    except BaseException as err:
+        bar.close()
+        if saved_at is not None:
+            what = "Stopped" if isinstance(err, KeyboardInterrupt) else "Failed"
+            print(
+                f"\n{what} at iteration {loop.iteration:,} of {schedule.iterations:,}. Saved iteration "
+                f"{saved_at:,} to {checkpoint_path}: run the same command again to resume from there.",
+                file=sys.stderr,
+            )
+        raise
+    bar.set_postfix(_postfix(state.history[-1]))
+    bar.close()
+    clock.book(state)
+    _write_results(folder, config, data, loop, state, stds)
+    checkpoint_path.unlink(missing_ok=True)  # the results are complete: the checkpoint is not kept
+
+
+def _eval_point(loop: TrainingLoop, schedule, state: RunState, layers=None) -> tuple[dict, list | None]:
+    """Record one point of the curves: the mini-batches since the last point, then a test pass."""
+    train_loss, train_error = loop.interval.pop()
+    test_error, stds = loop.evaluate(layers)
+    row = {
+        "iteration": loop.iteration,
+        "lr": learning_rate(loop.iteration - 1, schedule, state.warmup_ended_at),  # of the last step
+        "train_loss": train_loss,
+        "train_error": train_error,
+        "test_error": test_error,
+    }
+    state.history.append(row)
+    return row, stds
+
+
+def _final_point(loop: TrainingLoop, schedule, state: RunState) -> list[dict]:
+    """The last eval point, whose test pass also measures Figure 7's layer responses."""
+    layers = response_layers(loop.model)
+    _, stds = _eval_point(loop, schedule, state, layers)
+    return [
+        {"layer": i, "name": name, "std": std}
+        for i, ((name, _), std) in enumerate(zip(layers, stds, strict=True), 1)
+    ]
+
+
+def _postfix(row: dict) -> dict:
+    return {
+        "loss": f"{row['train_loss']:.3f}",
+        "train_err": f"{row['train_error']:.1f}%",
+        "test_err": f"{row['test_error']:.1f}%",
+        "lr": f"{row['lr']:g}",
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _save_checkpoint(path: Path, config: RunConfig, data: CifarData, loop: TrainingLoop, state: RunState):
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "identity": config.result_identity(),
+        "dataset": dataset_key(data.identity),
+        "data_device": loop.data_device.type,  # generator states only load on the same kind of device
+        "loop": loop.state_dict(),
+        "state": asdict(state),
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _load_checkpoint(folder: Path, config: RunConfig, data: CifarData, device: torch.device) -> dict | None:
+    path = folder / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path}: checkpoint format {checkpoint.get('format')} (expected {CHECKPOINT_FORMAT})"
+        )
+    _check_same(path, "checkpoint", checkpoint["identity"], config.result_identity())
+    if checkpoint["dataset"] != dataset_key(data.identity):
+        raise ValueError(
+            f"{path}: checkpoint of a run on other data ({checkpoint['dataset']['sha256']}); "
+            "use the same --data, or --force to start over"
+        )
+    # The data-order and augmentation generators live where the data lives.
+    data_device = device.type if config.data_on_device != "off" else "cpu"
+    if checkpoint["data_device"] != data_device:
+        raise ValueError(
+            f"{path}: checkpoint written with the data on {checkpoint['data_device']}; resume it there "
+            f"(--device {checkpoint['data_device']}) or pass --force to start over"
+        )
+    return checkpoint
+
+
+def _check_same(path: Path, what: str, old: dict, new: dict) -> None:
+    differences = [
+        f"{key}: {old.get(key)!r} there, {new.get(key)!r} now" for key in new if old.get(key) != new[key]
+    ]
+    if differences:
+        raise ValueError(
+            f"{path}: {what} of a different run ({'; '.join(differences)}); pass --force to replace it"
+        )
+
+
+def _check_finished_run(folder: Path, config: RunConfig, data: CifarData | None) -> None:
+    """A finished run only stands for `config` if it computed the same thing on the same images."""
+    record = read_run_record(folder)
+    previous = RunConfig.from_dict(record["config"])
+    _check_same(folder / RUN_FILE, "results", previous.result_identity(), config.result_identity())
+    if data is not None:
+        same_data = record["provenance"]["dataset"]["sha256"] == data.identity.get("sha256")
+    elif previous.data is None or config.data is None:
+        same_data = previous.data == config.data
+    else:
+        same_data = Path(previous.data).resolve() == Path(config.data).resolve() or (
+            load_cifar10(config.data, progress=False).identity["sha256"]
+            == record["provenance"]["dataset"]["sha256"]
+        )
+    if not same_data:
+        raise ValueError(
+            f"{folder}: finished run on {record['provenance']['dataset'].get('name')} data "
+            f"({previous.data or 'official download'}), not {config.data or 'the official download'}; "
+            "pass --force to replace it or --out to keep both"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _write_results(
+    folder: Path, config: RunConfig, data: CifarData, loop: TrainingLoop, state: RunState, stds
+):
+    """history.csv and layer_std.csv, then run.json last: its presence marks the run as finished."""
+    write_csv(folder / HISTORY_FILE, HISTORY_COLUMNS, state.history)
+    write_csv(folder / LAYER_STD_FILE, LAYER_STD_COLUMNS, stds)
+    plan, schedule = config.plan(), config.schedule()
+    last = state.history[-1]
+    commit, dirty = git_commit()
+    record = {
+        "run": run_name(config),
+        "arch": config.arch,
+        "family": config.family,
+        "depth": config.depth,
+        "shortcut": config.shortcut,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "budget": {**asdict(plan), "eval_points": config.eval_points},
+        "recipe": {
+            "batch_size": BATCH_SIZE,
+            "momentum": MOMENTUM,
+            "weight_decay": WEIGHT_DECAY,
+            "base_lr": schedule.base_lr,
+            "lr_divisor": schedule.divisor,
+            "milestones": list(schedule.milestones),
+            "warmup_lr": schedule.warmup_lr,
+            "warmup_until_train_error": WARMUP_UNTIL_TRAIN_ERROR if schedule.warmup_lr else None,
+            "warmup_ended_at": state.warmup_ended_at,
+            "preprocessing": "per-pixel mean subtraction",
+            "augmentation": f"zero-pad {PAD}, random 32x32 crop, random horizontal flip",
+        },
+        "final_test_error": last["test_error"],  # at the end of training, never the best seen
+        "final_train_error": last["train_error"],  # augmented mini-batches since the previous eval point
+        "final_train_loss": last["train_loss"],
+        "params": count_params(loop.model),
+        "macs": count_macs(loop.model),
+        "wall_time_s": state.wall_time_s,
+        "train_time_s": state.train_time_s,
+        "sessions": state.sessions,
+        "speed": asdict(loop.speed),
+        "checkpoint": "deleted when the run finished",
+        "provenance": {
+            "git_commit": commit,
+            "git_dirty": dirty,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": loop.device.type,
+            "device_name": device_name(loop.device),
+            "dataset": data.identity,
+            "seed": config.seed,
+            "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+    write_json(folder / RUN_FILE, record)

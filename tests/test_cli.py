@@ -1,0 +1,109 @@
+"""`python -m resnet_repro`: help a newcomer can follow, one-line errors, the commands end to end."""
+
+import subprocess
+import sys
+
+import pytest
+
+from resnet_repro.cli import main
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["reproduce"], ["costs"]])
+def test_help_explains_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: python -m resnet_repro" in out
+    assert ("examples:" in out) == bool(command)  # every command's help ends with examples
+    if command == ["reproduce"]:
+        assert all(name in out for name in ("fig1", "fig6", "table6", "shortcuts", "fig7"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["train", "--arch", "resnet21"], ["6n+2"]),
+        (["train", "--arch", "vgg16"], ["'plain' or 'resnet'"]),
+        (["train", "--arch", "resnet20", "--budget", "huge"], ["smoke", "quick", "full"]),
+        (["train", "--arch", "resnet20", "--shortcut", "D"], ["choose from", "A", "B", "C"]),
+        (["train", "--arch", "resnet20", "--iterations", "0"], ["positive integer"]),
+        (["train", "--arch", "resnet20", "--device", "tpu"], ["auto", "cpu", "cuda"]),
+        (["train"], ["--arch"]),
+        (["reproduce", "fig99"], ["fig1", "fig6", "table6", "shortcuts", "fig7"]),
+        (["reproduce", "fig1", "--seeds", "-1"], ["positive integer"]),
+        (["frobnicate"], ["train", "reproduce", "costs"]),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line_saying_what_is_allowed(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and all(word in err for word in says), err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["train", "--arch", "plain20", "--shortcut", "B"], "plain net and has no shortcuts"),
+        (["train", "--arch", "resnet20", "--data", "/no/such/cifar.tar.gz"], "/no/such/cifar.tar.gz"),
+    ],
+)
+def test_config_and_data_errors_are_one_line_without_traceback(argv, says, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and says in err, err
+
+
+def test_ctrl_c_exits_130(monkeypatch, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("resnet_repro.trainer.train", interrupted)
+    assert main(["train", "--arch", "resnet20", "--out", str(tmp_path)]) == 130
+
+
+def test_no_speedups_turns_every_speed_option_off(monkeypatch, tmp_path):
+    seen = {}
+
+    def capture(config, **kwargs):
+        seen["config"] = config
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("resnet_repro.trainer.train", capture)
+    main(["train", "--arch", "resnet20", "--no-speedups", "--out", str(tmp_path)])
+    config = seen["config"]
+    assert {config.channels_last, config.amp, config.compile, config.data_on_device} == {"off"}
+
+
+def test_reproduce_dry_run_lists_the_runs(tmp_path, capsys):
+    assert main(["reproduce", "fig7", "--budget", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and all(line.startswith("to train") for line in lines)
+    assert str(tmp_path / "smoke" / "resnet110-A-seed0") in lines[-1]
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "resnet_repro", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "reproduce" in result.stdout
+
+
+@pytest.mark.slow
+def test_costs_prints_the_cifar_table_with_the_papers_numbers(capsys):
+    assert main(["costs", "--only", "cifar"]) == 0
+    out = capsys.readouterr().out
+    assert "ResNet-110" in out and "0.27M" in out and "ImageNet" not in out
+
+
+@pytest.mark.slow
+def test_train_smoke_end_to_end_on_the_shared_archive_then_rerun_is_a_no_op(shared_archive, tmp_path, capsys):
+    argv = ["train", "--arch", "resnet8", "--budget", "smoke", "--iterations", "2", "--device", "cpu"]
+    argv += ["--data", str(shared_archive), "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    assert "resnet8-A-seed0: test error" in capsys.readouterr().out
+    folder = tmp_path / "smoke-2it" / "resnet8-A-seed0"
+    assert sorted(p.name for p in folder.iterdir()) == ["history.csv", "layer_std.csv", "run.json"]
+    before = (folder / "run.json").read_text()
+    assert main(argv) == 0
+    assert (folder / "run.json").read_text() == before

@@ -1,0 +1,165 @@
+"""Run folders, atomic writes, the book's readers and the experiments' shared runs."""
+
+import os
+
+import pytest
+from test_trainer import fake_cifar  # the toy data of the trainer tests
+
+from resnet_repro import experiments
+from resnet_repro.config import RunConfig
+from resnet_repro.experiments import EXPERIMENTS, experiment_configs, experiment_folders, reproduce
+from resnet_repro.results import (
+    DEFAULT_RESULTS_DIR,
+    RUN_FILE,
+    atomic_write,
+    atomic_write_text,
+    load_histories,
+    load_layer_std,
+    load_runs,
+    run_folder,
+)
+from resnet_repro.trainer import train
+
+RUN_COLUMNS = [
+    "experiment",
+    "run",
+    "arch",
+    "family",
+    "depth",
+    "shortcut",
+    "seed",
+    "budget",
+    "iterations",
+    "dataset",
+    "device_name",
+    "final_test_error",
+    "final_train_error",
+    "params",
+    "wall_time_s",
+    "path",
+]
+RUN_KEYS = ["run", "arch", "family", "depth", "shortcut", "seed", "budget", "dataset"]
+HISTORY_COLUMNS = RUN_KEYS + ["iteration", "lr", "train_loss", "train_error", "test_error"]
+LAYER_STD_COLUMNS = RUN_KEYS + ["layer", "name", "std"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Two finished runs (ResNet-8 and plain-8, 2 iterations) and one unfinished folder."""
+    root = tmp_path_factory.mktemp("results")
+    for arch in ("resnet8", "plain8"):
+        config = RunConfig(arch=arch, budget="smoke", iterations=2, eval_points=2, device="cpu")
+        train(config, root, progress=False, data=fake_cifar())
+    (root / "smoke-2it" / "resnet14-A-seed0").mkdir()  # a run still training: only a checkpoint
+    (root / "smoke-2it" / "resnet14-A-seed0" / "checkpoint.pt").write_bytes(b"")
+    return root
+
+
+def test_readers_of_an_empty_results_folder_return_empty_frames_with_the_columns(tmp_path):
+    for where in (tmp_path, tmp_path / "missing"):
+        assert list(load_runs(where).columns) == RUN_COLUMNS and load_runs(where).empty
+        assert list(load_histories(where).columns) == HISTORY_COLUMNS and load_histories(where).empty
+        assert list(load_layer_std(where).columns) == LAYER_STD_COLUMNS and load_layer_std(where).empty
+
+
+def test_load_runs_has_one_row_per_finished_run(results):
+    runs = load_runs(results).sort_values("arch")
+    assert list(runs.columns) == RUN_COLUMNS
+    assert list(runs.run) == ["plain8-seed0", "resnet8-A-seed0"]  # the unfinished one is not listed
+    assert list(runs.shortcut) == ["-", "A"]
+    assert list(runs.family) == ["plain", "resnet"]
+    assert set(runs.experiment) == set(runs.budget) == {"smoke-2it"}
+    assert list(runs.depth) == [8, 8] and list(runs.iterations) == [2, 2] and set(runs.dataset) == {"fake"}
+    assert (runs.params > 0).all() and runs.final_test_error.between(0, 100).all()
+
+
+def test_load_histories_is_tidy_with_the_run_keys(results):
+    histories = load_histories(results)
+    assert list(histories.columns) == HISTORY_COLUMNS
+    assert len(histories) == 2 * 2  # two runs, two eval points each
+    assert sorted(histories.iteration.unique()) == [1, 2]
+    assert histories.train_error.between(0, 100).all() and histories.test_error.between(0, 100).all()
+
+
+def test_load_layer_std_numbers_layers_from_one(results):
+    stds = load_layer_std(results)
+    assert list(stds.columns) == LAYER_STD_COLUMNS
+    resnet = stds[stds.arch == "resnet8"]
+    assert list(resnet.layer) == list(range(1, 8))  # conv1 + 2 blocks x 3 stages
+    assert resnet.name.iloc[0] == "bn1" and (resnet["std"] > 0).all()
+
+
+def test_default_results_dir_is_data_results_in_the_repository():
+    assert DEFAULT_RESULTS_DIR.parts[-2:] == ("data", "results")
+    assert (DEFAULT_RESULTS_DIR.parents[1] / "pyproject.toml").is_file()
+
+
+def test_run_folders_are_named_by_budget_label_arch_shortcut_seed(tmp_path):
+    assert run_folder(RunConfig(arch="resnet56"), tmp_path) == tmp_path / "quick" / "resnet56-A-seed0"
+    assert (
+        run_folder(RunConfig(arch="plain20", budget="full", seed=2), tmp_path)
+        == tmp_path / "full" / "plain20-seed2"
+    )
+    validation = RunConfig(arch="resnet110", shortcut="B", iterations=1000, val_split=5000)
+    assert run_folder(validation, tmp_path) == tmp_path / "quick-1000it" / "resnet110-B-seed0-val5000"
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path):
+    target = tmp_path / "run.json"
+    atomic_write_text(target, "complete old record")
+
+    def write_half_then_die(tmp):
+        tmp.write_text("half a new rec")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, write_half_then_die)
+    assert target.read_text() == "complete old record"
+    assert os.listdir(tmp_path) == ["run.json"]  # no temporary file left behind
+
+
+def test_experiments_are_the_papers_sets():
+    assert EXPERIMENTS["fig1"] == [("plain20", "-"), ("plain56", "-")]
+    assert len(EXPERIMENTS["fig6"]) == 9 and len(EXPERIMENTS["table6"]) == 5
+    assert sorted(EXPERIMENTS["shortcuts"]) == [(f"resnet{d}", o) for d in (20, 56) for o in "ABC"]
+    assert ("resnet1202", "A") in experiments.experiment_specs("table6", include_1202=True)
+    assert ("resnet1202", "A") not in experiments.experiment_specs("table6")
+
+
+def test_experiments_share_their_runs(tmp_path):
+    def folders(name):
+        return set(experiment_folders(name, "quick", tmp_path))
+
+    assert folders("fig7") <= folders("fig1") | folders("fig6")  # Figure 7 trains nothing new
+    assert folders("table6") <= folders("fig6")
+    assert tmp_path / "quick" / "resnet56-A-seed0" in folders("shortcuts") & folders("fig6")
+
+
+def test_seeds_k_means_seeds_0_to_k_minus_1():
+    assert [c.seed for c in experiment_configs("fig1", seeds=3)] == [0, 1, 2, 0, 1, 2]
+    with pytest.raises(ValueError, match="seeds"):
+        experiment_configs("fig1", seeds=0)
+    with pytest.raises(ValueError, match="fig1, fig6"):
+        experiment_configs("fig8")
+
+
+def test_reproduce_trains_only_what_is_missing_and_loads_the_data_once(tmp_path, monkeypatch):
+    loads, trained = [], []
+    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda source, **kw: loads.append(source) or "DATA")
+
+    def fake_train(config, results_dir, progress, force, data):
+        trained.append((config.arch, data))
+        folder = run_folder(config, results_dir)
+        if data is not None:  # "train" it
+            folder.mkdir(parents=True)
+            (folder / RUN_FILE).write_text("{}")
+        return folder
+
+    monkeypatch.setattr("resnet_repro.trainer.train", fake_train)
+    first = reproduce("fig1", "smoke", data="x.tar.gz", results_dir=tmp_path, progress=False)
+    assert loads == ["x.tar.gz"] and trained == [("plain20", "DATA"), ("plain56", "DATA")]
+    loads.clear(), trained.clear()
+    again = reproduce("fig7", "smoke", data="x.tar.gz", results_dir=tmp_path, progress=False)
+    assert loads == ["x.tar.gz"]  # only for the three runs fig1 did not have
+    assert [arch for arch, data in trained if data is not None] == ["resnet20", "resnet56", "resnet110"]
+    assert again[:2] == first

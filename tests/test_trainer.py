@@ -1,0 +1,279 @@
+"""The trainer: the recipe's bookkeeping, resuming bit-for-bit, never losing or reusing work wrongly.
+
+Most runs here are ResNet-8 (the smallest 6n+2 net) for 12 iterations on random pixels, so they take a
+second or two on a CPU; one smoke run trains on the real shared archive.
+"""
+
+import importlib.util
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_repro import trainer
+from resnet_repro.config import SPEED_FIELDS, RunConfig
+from resnet_repro.data import CifarData
+from resnet_repro.flops import count_params
+from resnet_repro.models import build_cifar, response_layers
+from resnet_repro.results import CHECKPOINT_FILE, HISTORY_FILE, LAYER_STD_FILE, RUN_FILE, read_run_record
+from resnet_repro.trainer import (
+    GracefulInterrupt,
+    Moments,
+    SpeedOptions,
+    TrainingLoop,
+    resolve_device,
+    resolve_speed,
+    train,
+)
+
+TINY = RunConfig(arch="resnet8", budget="smoke", iterations=12, eval_points=3, device="cpu")
+
+
+def fake_cifar(seed: int = 0, n_train: int = 1000, n_test: int = 500) -> CifarData:
+    """Random pixels and balanced labels in CIFAR-10's shapes (toy data, for unit tests only)."""
+    g = torch.Generator().manual_seed(seed)
+    return CifarData(
+        torch.randint(0, 256, (n_train, 3, 32, 32), dtype=torch.uint8, generator=g),
+        torch.arange(n_train) % 10,
+        torch.randint(0, 256, (n_test, 3, 32, 32), dtype=torch.uint8, generator=g),
+        torch.arange(n_test) % 10,
+        [f"class{i}" for i in range(10)],
+        {"name": "fake", "sha256": f"{seed:064d}", "source": "memory", "lossy": False},
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """TINY trained without interruption."""
+    return train(TINY, tmp_path_factory.mktemp("reference"), progress=False, data=fake_cifar())
+
+
+def copy_run(folder, results_dir):
+    target = results_dir / folder.parent.name / folder.name
+    shutil.copytree(folder, target)
+    return target
+
+
+def read(folder, name):
+    return (folder / name).read_text()
+
+
+def test_history_has_the_eval_points_and_the_schedule(reference):
+    lines = read(reference, HISTORY_FILE).splitlines()
+    assert lines[0] == "iteration,lr,train_loss,train_error,test_error"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [int(r[0]) for r in rows] == [4, 8, 12]
+    assert [float(r[1]) for r in rows] == [0.1, 0.01, 0.001]  # drops at 6 and 9 (50%, 75%)
+    assert all(0 <= float(r[3]) <= 100 and 0 <= float(r[4]) <= 100 for r in rows)
+
+
+def test_layer_std_has_every_response_layer_in_order(reference):
+    lines = read(reference, LAYER_STD_FILE).splitlines()
+    assert lines[0] == "layer,name,std"
+    rows = [line.split(",") for line in lines[1:]]
+    expected = [name for name, _ in response_layers(build_cifar("resnet8"))]
+    assert [r[1] for r in rows] == expected
+    assert [int(r[0]) for r in rows] == list(range(1, len(expected) + 1))
+    assert all(float(r[2]) > 0 for r in rows)
+
+
+def test_run_json_records_result_config_and_provenance(reference):
+    record = read_run_record(reference)
+    history_end = read(reference, HISTORY_FILE).splitlines()[-1].split(",")
+    assert record["final_test_error"] == float(history_end[4])  # the end of training, not the best
+    assert record["final_train_error"] == float(history_end[3])
+    assert record["params"] == count_params(build_cifar("resnet8"))
+    assert record["config"] == TINY.to_dict()
+    assert record["budget"] == {
+        "name": "smoke",
+        "label": "smoke-12it",
+        "iterations": 12,
+        "subset": [1000, 500],
+        "eval_points": 3,
+    }
+    assert record["recipe"]["batch_size"] == 128 and record["recipe"]["milestones"] == [6, 9]
+    provenance = record["provenance"]
+    assert provenance["dataset"]["name"] == "fake" and provenance["seed"] == 0
+    assert provenance["torch"] == torch.__version__ and provenance["git_commit"]
+    assert set(record["speed"]) >= {"channels_last", "amp", "compile", "data_on_device"}
+    assert record["wall_time_s"] > 0 and record["sessions"] == 1
+    assert not (reference / CHECKPOINT_FILE).exists()  # deleted once the results are complete
+
+
+def interrupt_at(monkeypatch, iteration, signal_it=True):
+    """Make TrainingLoop.step press Ctrl-C (a real SIGINT) or crash once `iteration` steps are done."""
+    original = TrainingLoop.step
+
+    def step(self, lr, track_window=False):
+        if not signal_it and self.iteration == iteration:
+            raise RuntimeError("simulated crash")
+        original(self, lr, track_window)
+        if signal_it and self.iteration == iteration:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(TrainingLoop, "step", step)
+
+
+def test_ctrl_c_saves_and_the_resumed_run_equals_the_uninterrupted_one(
+    reference, tmp_path, monkeypatch, capsys
+):
+    interrupt_at(monkeypatch, 6)  # between eval points 4 and 8
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, tmp_path, progress=False, data=fake_cifar())
+    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    assert torch.load(folder / CHECKPOINT_FILE, weights_only=True)["loop"]["iteration"] == 6
+    assert not (folder / RUN_FILE).exists()
+    assert "Saved iteration 6" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    assert train(TINY, tmp_path, progress=False, data=fake_cifar()) == folder
+    assert read(folder, HISTORY_FILE) == read(reference, HISTORY_FILE)  # bit-for-bit on the CPU
+    assert read(folder, LAYER_STD_FILE) == read(reference, LAYER_STD_FILE)
+    assert read_run_record(folder)["sessions"] == 2
+    assert not (folder / CHECKPOINT_FILE).exists()
+
+
+def test_a_crash_loses_at_most_one_interval_and_resumes_identically(reference, tmp_path, monkeypatch, capsys):
+    interrupt_at(monkeypatch, 10, signal_it=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(TINY, tmp_path, progress=False, data=fake_cifar())
+    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    assert (
+        torch.load(folder / CHECKPOINT_FILE, weights_only=True)["loop"]["iteration"] == 8
+    )  # last eval point
+    assert "Saved iteration 8" in capsys.readouterr().err
+    monkeypatch.undo()
+    train(TINY, tmp_path, progress=False, data=fake_cifar())
+    assert read(folder, HISTORY_FILE) == read(reference, HISTORY_FILE)
+
+
+def test_a_finished_run_is_not_trained_again_unless_forced(reference, tmp_path, monkeypatch):
+    folder = copy_run(reference, tmp_path)
+    before = read(folder, RUN_FILE)
+    monkeypatch.setattr(TrainingLoop, "step", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert train(TINY, tmp_path, progress=False, data=fake_cifar()) == folder
+    assert read(folder, RUN_FILE) == before
+    monkeypatch.undo()
+    train(TINY, tmp_path, progress=False, force=True, data=fake_cifar())
+    assert read(folder, RUN_FILE) != before  # new times
+    assert read(folder, HISTORY_FILE) == read(reference, HISTORY_FILE)  # same seed, same result
+
+
+def test_a_finished_run_of_another_config_is_not_passed_off_as_this_one(reference, tmp_path):
+    copy_run(reference, tmp_path)
+    other = RunConfig.from_dict({**TINY.to_dict(), "eval_points": 4})
+    with pytest.raises(ValueError, match="eval_points: 3 there, 4 now.*--force"):
+        train(other, tmp_path, progress=False, data=fake_cifar())
+
+
+def test_a_checkpoint_on_other_data_is_not_resumed(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, tmp_path, progress=False, data=fake_cifar(seed=0), stop_after=2)
+    with pytest.raises(ValueError, match="other data"):
+        train(TINY, tmp_path, progress=False, data=fake_cifar(seed=1))
+
+
+@pytest.mark.parametrize(
+    ("threshold", "ended_at", "lrs"),
+    [(101.0, 2, [0.01, 0.1, 0.01, 0.001]), (0.0, None, [0.01, 0.01, 0.01, 0.001])],
+)
+def test_warmup_ends_when_training_error_falls_below_the_threshold(
+    tmp_path, monkeypatch, threshold, ended_at, lrs
+):
+    monkeypatch.setattr("resnet_repro.config.needs_warmup", lambda depth: True)  # ResNet-8 warms up like 110
+    monkeypatch.setattr(trainer, "WARMUP_CHECK_EVERY", 2)
+    monkeypatch.setattr(trainer, "WARMUP_UNTIL_TRAIN_ERROR", threshold)  # 101%: always below; 0%: never
+    config = RunConfig(arch="resnet8", budget="smoke", iterations=8, eval_points=4, device="cpu")
+    folder = train(config, tmp_path, progress=False, data=fake_cifar())
+    lines = read(folder, HISTORY_FILE).splitlines()[1:]
+    assert [float(line.split(",")[1]) for line in lines] == lrs  # milestones at 4 and 6
+    assert read_run_record(folder)["recipe"]["warmup_ended_at"] == ended_at
+
+
+def test_validation_split_tests_on_held_out_training_images(tmp_path):
+    config = RunConfig(
+        arch="resnet8", budget="smoke", iterations=1, eval_points=1, val_split=100, device="cpu"
+    )
+    folder = train(config, tmp_path, progress=False, data=fake_cifar())
+    assert folder.name == "resnet8-A-seed0-val100"
+    assert read_run_record(folder)["provenance"]["dataset"]["validation"] == {"size": 100, "seed": 0}
+
+
+def test_moments_give_the_population_std_of_all_elements():
+    batches = [torch.randn(7, 3, 4, 4) * 2 + 1, torch.randn(5, 3, 4, 4) * 0.5 - 3]
+    moments = Moments(torch.device("cpu"))
+    for batch in batches:
+        moments.add(batch)
+    expected = torch.cat(batches).double().std(correction=0).item()
+    assert moments.std() == pytest.approx(expected, rel=1e-6)
+
+
+def test_first_ctrl_c_is_deferred_to_the_step_boundary_and_a_second_stops_at_once():
+    with GracefulInterrupt() as interrupt:
+        signal.raise_signal(signal.SIGINT)
+        assert interrupt.requested
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_speed_options_resolve_per_device_and_can_all_be_switched_off():
+    cpu = torch.device("cpu")
+    auto = resolve_speed(RunConfig(), cpu, 64_000)
+    assert auto.channels_last and auto.data_on_device
+    assert (auto.amp, auto.compile, auto.fused_optimizer, auto.cudnn_benchmark) == (
+        False,
+        "off",
+        False,
+        False,
+    )
+    off = resolve_speed(RunConfig(**{name: "off" for name in SPEED_FIELDS}), cpu, 64_000)
+    assert off == SpeedOptions(False, False, "off", False, False, False, compile_fallback=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_asking_for_cuda_without_it_says_what_to_do():
+    with pytest.raises(ValueError, match="--device cpu"):
+        resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_step_never_waits_for_the_gpu():
+    config = RunConfig(arch="resnet20", device="cuda", compile="off")
+    device = torch.device("cuda")
+    loop = TrainingLoop(build_cifar("resnet20"), fake_cifar(), device, resolve_speed(config, device, 1000), 0)
+    loop.step(0.1)  # allocations and cuDNN set-up may sync once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(10):  # crosses an epoch boundary (1000 images = 7 batches): a new permutation
+            loop.step(0.1)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.slow
+def test_smoke_run_on_the_shared_archive(tmp_path, shared_archive, cifar_jpeg):
+    config = RunConfig(arch="resnet20", budget="smoke", data=str(shared_archive), device="cpu")
+    folder = train(config, tmp_path, progress=False, data=cifar_jpeg)
+    assert folder == tmp_path / "smoke" / "resnet20-A-seed0"
+    record = json.loads((folder / RUN_FILE).read_text())
+    assert record["params"] == 269_722  # Table 6: 0.27M
+    assert record["provenance"]["dataset"]["name"] == "cifar10-jpeg"
+    assert record["provenance"]["dataset"]["lossy"] is True
+    assert record["provenance"]["dataset"]["subset"] == [1000, 500]
+    assert len(read(folder, HISTORY_FILE).splitlines()) == 1 + 2
+    assert len(read(folder, LAYER_STD_FILE).splitlines()) == 1 + 19  # 19 3x3 layers in ResNet-20
+
+
+@pytest.mark.slow
+def test_the_throughput_benchmark_runs(capsys):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
+    spec = importlib.util.spec_from_file_location("train_throughput", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    argv = ["--device", "cpu", "--arch", "resnet8", "--steps", "1", "--rounds", "1", "--warmup", "0"]
+    benchmark.main([*argv, "--workers", "0", "--images", "1000"])
+    assert "ratio ours / baseline" in capsys.readouterr().out
