@@ -1,0 +1,185 @@
+"""`python -m resnet_repro imagenet ...`: the subcommand's options, for `resnet_repro.cli` to mount.
+
+The same command line runs one process or, under `torchrun`, one process per GPU on any number of
+nodes (torchrun passes each process its rank through the environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import SWITCH
+from .config import ARCHS, MILESTONE_EPOCHS, MILESTONES, PLATEAU_EPOCHS, PLATEAU_PATIENCE, SCHEDULES
+
+EPILOG = f"""\
+examples:
+  # one GPU (or the CPU): ResNet-34 with shortcut option B, the paper's recipe
+  python -m resnet_repro imagenet --data /datasets/imagenet --arch resnet34 --shortcut B
+
+  # 8 GPUs on one node: the same options after torchrun's
+  torchrun --standalone --nproc-per-node 8 -m resnet_repro imagenet --data /datasets/imagenet \\
+      --arch resnet34 --shortcut B
+
+  # 4 nodes x 8 GPUs: the same command on every node (the results folder on a shared file system)
+  torchrun --nnodes 4 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+      --rdzv-id resnet34b -m resnet_repro imagenet --data /datasets/imagenet --arch resnet34 --shortcut B
+
+The data is the ImageFolder layout: <data>/train/<wnid>/*.JPEG and <data>/val/<wnid>/*.JPEG (ILSVRC's
+val images sorted into class folders). The batch (256) is split over the processes. Schedules:
+plateau = lr / 10 when the validation error stops improving (the paper; {PLATEAU_EPOCHS} epochs = its
+60e4 iterations); milestones = lr / 10 at fixed epochs ({", ".join(map(str, MILESTONES))} of
+{MILESTONE_EPOCHS}). Results go to <out>/imagenet/<run>/ (history.csv, run.json, model.pt); rerunning
+the same command resumes an interrupted run, on any number of GPUs.
+"""
+
+
+def _epochs(value: str) -> tuple[int, ...]:
+    try:
+        epochs = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        epochs = ()
+    if not epochs or any(e < 1 for e in epochs) or list(epochs) != sorted(set(epochs)):
+        raise argparse.ArgumentTypeError(f"expected increasing epochs like 30,60, got {value!r}")
+    return epochs
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _workers(value: str) -> int:
+    return 0 if value == "0" else _count(value)
+
+
+def add_imagenet_parser(commands) -> argparse.ArgumentParser:
+    """Add the `imagenet` subcommand to an `add_subparsers()` object; returns its parser."""
+    parser = commands.add_parser(
+        "imagenet",
+        help="train an ImageNet network (Tables 2 and 3), on one GPU or many with torchrun",
+        description="Train one ImageNet network with the paper's recipe (section 3.4): batch 256, SGD "
+        "(momentum 0.9, weight decay 1e-4), lr 0.1 / 10 on plateaus, scale and colour augmentation, "
+        "10-crop testing. Start it with torchrun for several GPUs or nodes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    net = parser.add_argument_group("network and data")
+    net.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root with train/ and val/")
+    net.add_argument(
+        "--arch",
+        choices=ARCHS,
+        default="resnet34",
+        metavar="ARCH",
+        help=f"{', '.join(ARCHS)} (default resnet34)",
+    )
+    net.add_argument(
+        "--shortcut", choices=("A", "B", "C"), help="ResNets: default A for 18/34 (Table 2), B for 50+"
+    )
+    net.add_argument("--seed", type=int, default=0, help="weights, data order, augmentation (default 0)")
+    recipe = parser.add_argument_group("recipe (defaults: the paper's)")
+    recipe.add_argument("--schedule", choices=SCHEDULES, default="plateau", help="default plateau")
+    recipe.add_argument(
+        "--epochs", type=_count, help=f"default {PLATEAU_EPOCHS} (plateau) or {MILESTONE_EPOCHS} (milestones)"
+    )
+    recipe.add_argument(
+        "--milestones",
+        type=_epochs,
+        default=MILESTONES,
+        metavar="E1,E2",
+        help=f"milestones schedule: epochs where lr / 10 (default {','.join(map(str, MILESTONES))})",
+    )
+    recipe.add_argument(
+        "--patience",
+        type=_count,
+        default=PLATEAU_PATIENCE,
+        help=f"plateau schedule: epochs without a 0.1-point gain before lr / 10 (default {PLATEAU_PATIENCE})",
+    )
+    recipe.add_argument("--batch-size", type=_count, default=256, help="over all processes (default 256)")
+    recipe.add_argument("--crop-size", type=_count, default=224, help="network input (default 224)")
+    recipe.add_argument(
+        "--scale",
+        type=_count,
+        nargs=2,
+        default=(256, 480),
+        metavar=("MIN", "MAX"),
+        help="training: shorter side in [MIN, MAX] (default 256 480)",
+    )
+    recipe.add_argument("--test-size", type=_count, default=256, help="testing: shorter side (default 256)")
+    recipe.add_argument(
+        "--mean-samples", type=_count, default=10_000, help="images averaged for the mean (default 10000)"
+    )
+    recipe.add_argument("--no-ten-crop", action="store_true", help="skip the final 10-crop test")
+    run = parser.add_argument_group("running (none changes the result)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto = CUDA if any")
+    run.add_argument(
+        "--workers", type=_workers, default=8, help="data-loading processes per GPU process (default 8)"
+    )
+    run.add_argument("--amp", choices=SWITCH, default="auto", help="bf16 autocast (auto: on CUDA)")
+    run.add_argument("--channels-last", choices=SWITCH, default="auto", help="NHWC layout (auto: on CUDA)")
+    run.add_argument(
+        "--checkpoint-minutes", type=float, default=10.0, help="minutes between checkpoints (default 10)"
+    )
+    run.add_argument(
+        "--stop-after-epochs", type=_count, metavar="N", help="checkpoint and exit after epoch N (job slots)"
+    )
+    run.add_argument("--out", metavar="DIR", help="results folder (default: data/results in the repository)")
+    run.add_argument("--force", action="store_true", help="train again even if the run has finished")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace):
+    from .config import ImageNetConfig
+
+    return ImageNetConfig(
+        data=args.data,
+        arch=args.arch,
+        shortcut=args.shortcut,
+        schedule=args.schedule,
+        epochs=args.epochs,
+        milestones=tuple(args.milestones),
+        patience=args.patience,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        crop_size=args.crop_size,
+        scale_min=args.scale[0],
+        scale_max=args.scale[1],
+        test_size=args.test_size,
+        mean_samples=args.mean_samples,
+        ten_crop=not args.no_ten_crop,
+        device=args.device,
+        workers=args.workers,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        checkpoint_minutes=args.checkpoint_minutes,
+    )
+
+
+def run_imagenet(args: argparse.Namespace) -> int:
+    """Train as the parsed arguments say (in every process torchrun started); print a summary on rank 0."""
+    import os
+
+    from ..results import is_finished, read_run_record
+    from .train import train_imagenet
+
+    config = config_from_args(args)
+    folder = train_imagenet(
+        config,
+        results_dir=args.out,
+        progress=not args.no_progress,
+        force=args.force,
+        stop_after_epochs=args.stop_after_epochs,
+    )
+    if os.environ.get("RANK", "0") == "0" and is_finished(folder):
+        record = read_run_record(folder)
+        view = record["final_test_view"]
+        print(
+            f"{folder.name}: {view} val error top-1 {record['final_test_error']:.2f}%, "
+            f"top-5 {record['final_top5_error']:.2f}% after {record['budget']['epochs']} epochs -> {folder}"
+        )
+    return 0

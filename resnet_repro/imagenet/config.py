@@ -1,0 +1,167 @@
+"""What one ImageNet run is: `ImageNetConfig`, with the paper's recipe (section 3.4) as the defaults.
+
+As for CIFAR-10 (`resnet_repro.config`), fields that decide the result (network, schedule, batch,
+sizes, seed) are kept apart from those that only decide how fast it is computed (device, workers,
+speed options, how often to checkpoint, and the number of processes), which may change between a run
+and its resumption.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+
+from ..config import PLAIN_SHORTCUT, SWITCH
+from ..models import SHORTCUT_OPTIONS
+from .data import Geometry
+
+ARCHS = ("plain18", "plain34", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+SCHEDULES = ("plateau", "milestones")
+DEVICES = ("auto", "cpu", "cuda")
+PAPER_BATCH = 256  # mini-batch size over all processes together
+# "trained for up to 60 x 10^4 iterations" at batch 256: 60e4 * 256 / 1.28M images = 120 epochs.
+PLATEAU_EPOCHS = 120
+# The fixed-milestone variant: torchvision's reference recipe for these nets (lr / 10 every 30 epochs).
+MILESTONE_EPOCHS, MILESTONES = 90, (30, 60)
+PLATEAU_PATIENCE = 5  # epochs without a 0.1-point gain in validation error before lr / 10 (our choice)
+MEAN_SAMPLES = 10_000  # training images averaged for the per-pixel mean (10 per class on ImageNet)
+# The paper's choices: option A for the 18/34-layer nets of Table 2, option B for the deeper ones.
+DEFAULT_SHORTCUT = {18: "A", 34: "A", 50: "B", 101: "B", 152: "B"}
+OPERATIONAL_FIELDS = ("device", "workers", "amp", "channels_last", "checkpoint_minutes")
+
+
+@dataclass(frozen=True)
+class ImageNetConfig:
+    """One ImageNet training run. Unknown fields and wrong types are refused with a ValueError."""
+
+    data: str  # the ImageFolder root: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
+    arch: str = "resnet34"  # plain18, plain34, resnet18, resnet34, resnet50, resnet101, resnet152
+    shortcut: str | None = None  # "A" | "B" | "C"; None = the paper's (A for 18/34, B for 50+); plain: "-"
+    schedule: str = "plateau"  # "plateau": lr / 10 when val error stops improving | "milestones"
+    epochs: int | None = None  # None = 120 for plateau (the paper's 60e4 iterations), 90 for milestones
+    milestones: tuple[int, ...] = MILESTONES  # epochs at which "milestones" divides lr by 10
+    patience: int = PLATEAU_PATIENCE  # epochs without improvement before "plateau" divides lr by 10
+    batch_size: int = PAPER_BATCH  # over all processes; each process takes batch_size / processes
+    seed: int = 0  # initial weights, data order and augmentation
+    crop_size: int = 224  # network input, pixels
+    scale_min: int = 256  # training: shorter side resized to a random length in [scale_min, scale_max]
+    scale_max: int = 480
+    test_size: int = 256  # testing: shorter side resized to this before cropping
+    mean_samples: int = MEAN_SAMPLES  # training images averaged for the per-pixel mean
+    ten_crop: bool = True  # also report the paper's 10-crop test error at the end (Tables 2 and 3)
+    # How it is computed (may change between a run and its resumption):
+    device: str = "auto"  # "auto" (CUDA if available) | "cpu" | "cuda"; one GPU per process
+    workers: int = 8  # DataLoader worker processes per training process (decoding and augmentation)
+    amp: str = "auto"  # bf16 autocast, weights and batch-norm statistics in fp32; auto = on CUDA
+    channels_last: str = "auto"  # NHWC memory layout; auto = on CUDA
+    checkpoint_minutes: float = 10.0  # checkpoint at least this often (and at every epoch's end)
+
+    def __post_init__(self):
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name))
+        object.__setattr__(self, "data", os.fspath(self.data))
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        _check_choice("arch", self.arch, ARCHS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("amp", self.amp, SWITCH)
+        _check_choice("channels_last", self.channels_last, SWITCH)
+        object.__setattr__(self, "shortcut", self._resolve_shortcut())
+        if self.epochs is None:
+            object.__setattr__(self, "epochs", self.default_epochs())
+        for name in ("epochs", "patience", "batch_size", "mean_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seed < 0 or self.workers < 0 or self.checkpoint_minutes <= 0:
+            raise ValueError("seed and workers must be >= 0, and checkpoint_minutes > 0")
+        if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
+            raise ValueError(f"milestones must be increasing positive epochs, got {self.milestones}")
+        self.geometry()  # checks the sizes
+
+    def _resolve_shortcut(self) -> str:
+        if self.family == "plain":
+            if self.shortcut not in (None, PLAIN_SHORTCUT):
+                raise ValueError(f"{self.arch} is a plain net and has no shortcuts (got {self.shortcut!r})")
+            return PLAIN_SHORTCUT
+        if self.shortcut is None:
+            return DEFAULT_SHORTCUT[self.depth]
+        _check_choice("shortcut", self.shortcut, SHORTCUT_OPTIONS)
+        return self.shortcut
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ImageNetConfig:
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "milestones": list(self.milestones)}
+
+    @property
+    def family(self) -> str:
+        return "plain" if self.arch.startswith("plain") else "resnet"
+
+    @property
+    def depth(self) -> int:
+        return int(self.arch.removeprefix(self.family))
+
+    def default_epochs(self) -> int:
+        return PLATEAU_EPOCHS if self.schedule == "plateau" else MILESTONE_EPOCHS
+
+    def geometry(self) -> Geometry:
+        return Geometry(self.crop_size, self.scale_min, self.scale_max, self.test_size)
+
+    def is_paper_recipe(self) -> bool:
+        """The paper's batch and image sizes (the length is in the budget label, see `budget_label`)."""
+        return self.batch_size == PAPER_BATCH and self.geometry() == Geometry()
+
+    def budget_label(self) -> str:
+        """The results folder: "imagenet" at the schedule's standard length, else "imagenet-<N>ep"."""
+        return "imagenet" if self.epochs == self.default_epochs() else f"imagenet-{self.epochs}ep"
+
+    def run_name(self) -> str:
+        """ "resnet34-A-plateau-seed0"; "-b<batch>-crop<px>" mark a run off the paper's batch or sizes."""
+        parts = [self.arch] + ([] if self.shortcut == PLAIN_SHORTCUT else [self.shortcut])
+        parts += [self.schedule, f"seed{self.seed}"]
+        if self.batch_size != PAPER_BATCH:
+            parts.append(f"b{self.batch_size}")
+        if self.geometry() != Geometry():
+            parts.append(f"crop{self.crop_size}")
+        return "-".join(parts)
+
+    def result_identity(self) -> dict:
+        """What decides the result; a checkpoint or finished run only stands for a config with the same."""
+        values = self.to_dict()
+        return {key: values[key] for key in values if key not in OPERATIONAL_FIELDS and key != "data"}
+
+
+def _check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+_TYPES = {
+    "data": (str, os.PathLike),
+    "arch": (str,),
+    "shortcut": (str, type(None)),
+    "schedule": (str,),
+    "epochs": (int, type(None)),
+    "milestones": (tuple, list),
+    "checkpoint_minutes": (float, int),
+    "ten_crop": (bool,),
+    **{name: (int,) for name in ("patience", "batch_size", "seed", "crop_size", "scale_min", "scale_max")},
+    **{name: (int,) for name in ("test_size", "mean_samples", "workers")},
+    **{name: (str,) for name in ("device", "amp", "channels_last")},
+}
+
+
+def _check_type(name: str, value) -> None:
+    expected = _TYPES[name]
+    wrong_bool = isinstance(value, bool) and bool not in expected  # bool is an int; never what we mean
+    if wrong_bool or not isinstance(value, expected):
+        names = " or ".join("None" if t is type(None) else t.__name__ for t in expected)
+        raise ValueError(f"{name} must be {names}, got {value!r}")
+    if name == "milestones" and not all(isinstance(m, int) and not isinstance(m, bool) for m in value):
+        raise ValueError(f"milestones must be integers (epochs), got {value!r}")

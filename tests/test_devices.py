@@ -1,0 +1,158 @@
+"""Spreading runs over devices, with fake devices and jobs that only record where and when they ran."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from resnet_repro.config import RunConfig
+from resnet_repro.devices import DEVICE_ENV, Job, parse_shard, shard, spread, train_job
+
+# A job that logs (name, the device it was given, start, end) and sleeps; exit status from argv.
+RECORDER = """
+import json, os, sys, time
+start = time.monotonic()
+time.sleep(float(sys.argv[3]))
+with open(sys.argv[1], "a") as log:
+    log.write(json.dumps([sys.argv[2], os.environ["{env}"], start, time.monotonic()]) + "\\n")
+print("job", sys.argv[2], "says hello")
+sys.exit(int(sys.argv[4]))
+""".replace("{env}", DEVICE_ENV)
+
+
+def recorder(name: str, ledger: Path, seconds: float = 0.3, exit_code: int = 0) -> Job:
+    return Job(name, (sys.executable, "-c", RECORDER, str(ledger), name, str(seconds), str(exit_code)))
+
+
+def read_ledger(ledger: Path) -> list[tuple[str, str, float, float]]:
+    return [tuple(json.loads(line)) for line in ledger.read_text().splitlines()]
+
+
+def overlaps(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals running at one moment."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = running = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_one_run_per_device_at_a_time_and_every_run_once(tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    jobs = [recorder(f"run{i}", ledger) for i in range(5)]
+    outcomes = spread(jobs, ["fake0", "fake1"], log_dir=tmp_path / "logs", report=None, poll_s=0.02)
+    assert [o.job.name for o in outcomes] == [f"run{i}" for i in range(5)] and all(o.ok for o in outcomes)
+    rows = read_ledger(ledger)
+    assert sorted(name for name, *_ in rows) == [f"run{i}" for i in range(5)]
+    for device in ("fake0", "fake1"):
+        on_device = [(start, end) for _, d, start, end in rows if d == device]
+        assert on_device and overlaps(on_device) == 1
+    assert overlaps([(start, end) for *_, start, end in rows]) == 2  # both devices busy at once
+    assert {o.device for o in outcomes} == {"fake0", "fake1"}
+    assert "job run3 says hello" in (tmp_path / "logs" / "run3.log").read_text()
+
+
+def test_several_runs_per_device_when_asked(tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    outcomes = spread([recorder(f"r{i}", ledger) for i in range(4)], ["fake0"], per_device=2, report=None)
+    assert all(o.ok for o in outcomes)
+    assert overlaps([(start, end) for *_, start, end in read_ledger(ledger)]) == 2
+
+
+def test_a_failed_run_is_reported_and_the_others_still_run(tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    jobs = [recorder("good0", ledger), recorder("bad", ledger, exit_code=3), recorder("good1", ledger)]
+    messages = []
+    outcomes = spread(jobs, ["fake0"], log_dir=tmp_path, report=messages.append, poll_s=0.02)
+    assert [o.returncode for o in outcomes] == [0, 3, 0]
+    assert any("bad: FAILED (exit 3)" in m and "bad.log" in m for m in messages)
+    assert len(read_ledger(ledger)) == 3
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="no devices"):
+        spread([], [])
+    with pytest.raises(ValueError, match="per_device"):
+        spread([], ["0"], per_device=0)
+
+
+def test_shards_are_disjoint_and_cover_the_sweep():
+    runs = [f"run{i}" for i in range(11)]
+    slices = [shard(runs, k, 3) for k in (1, 2, 3)]
+    assert sorted(sum(slices, [])) == sorted(runs) and slices[0][:2] == ["run0", "run3"]
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/3", "4/3", "2", "a/b"):
+        with pytest.raises(ValueError, match="K/N"):
+            parse_shard(bad)
+
+
+def test_train_job_passes_the_whole_config():
+    config = RunConfig(arch="resnet56", shortcut="B", budget="smoke", seed=2, compile="off", val_split=5000)
+    job = train_job(config, "/results", force=True)
+    assert job.name == "smoke-resnet56-B-seed2-val5000" and job.command[-2:] == ("/results", "force")
+    assert RunConfig.from_dict(json.loads(job.command[-3])) == config
+
+
+def test_train_job_runs_this_checkouts_trainer(tmp_path):
+    """The job's Python really calls resnet_repro.trainer.train with the config (a stub records it)."""
+    stub = tmp_path / "stub" / "resnet_repro"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("")
+    (stub / "config.py").write_text(STUB_CONFIG)
+    (stub / "trainer.py").write_text(STUB_TRAINER.replace("LEDGER", str(tmp_path / "called.json")))
+    job = train_job(RunConfig(arch="plain20", budget="smoke"), tmp_path / "out")
+    command = list(job.command)
+    command[3] = str(stub.parent)  # run the stub package instead of the real one
+    assert subprocess.run(command, check=False).returncode == 0
+    called = json.loads((tmp_path / "called.json").read_text())
+    assert called == {"arch": "plain20", "budget": "smoke", "out": str(tmp_path / "out"), "force": False}
+
+
+STUB_CONFIG = """
+class RunConfig(dict):
+    @classmethod
+    def from_dict(cls, values):
+        return cls(values)
+"""
+STUB_TRAINER = """
+import json
+def train(config, results_dir, progress, force):
+    record = {"arch": config["arch"], "budget": config["budget"], "out": results_dir, "force": force}
+    open("LEDGER", "w").write(json.dumps(record))
+"""
+
+
+# A job that counts the Ctrl-Cs it receives, takes a moment to "save", and records the count.
+SAVER = """
+import signal, sys, time
+count = 0
+def handle(signum, frame):
+    global count
+    count += 1
+signal.signal(signal.SIGINT, handle)
+deadline = time.monotonic() + 10
+while not count and time.monotonic() < deadline:
+    time.sleep(0.02)
+time.sleep(0.3)  # saving its checkpoint: a second Ctrl-C now would cost it
+open(sys.argv[1], "a").write(f"{count}\\n")
+sys.exit(130)
+"""
+
+
+def test_ctrl_c_reaches_each_running_job_exactly_once_and_is_raised_again(tmp_path):
+    ledger = tmp_path / "ledger.txt"
+    jobs = [Job(f"saver{i}", (sys.executable, "-c", SAVER, str(ledger))) for i in range(3)]
+
+    ctrl_c = threading.Timer(1.0, _thread.interrupt_main)  # the user presses Ctrl-C a second in
+    ctrl_c.start()
+    with pytest.raises(KeyboardInterrupt):
+        spread(jobs, ["fake0", "fake1"], report=None, poll_s=0.02)
+    ctrl_c.join()
+    assert ledger.read_text().split() == ["1", "1"]  # two were running, the third never started
