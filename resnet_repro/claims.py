@@ -1,0 +1,823 @@
+"""What the book states, computed: which runs a figure shows, and whether each of the paper's claims holds.
+
+Every function here takes the tidy DataFrames of ``resnet_repro.results`` (``load_runs``,
+``load_histories``, ``load_layer_std``) or counts made by ``resnet_repro.flops``, so the notebooks only
+call and display, and the tests can check the verdicts on small frames. Paper numbers come from
+``resnet_repro.paper`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import flops, models
+from .config import PLAIN_SHORTCUT, RunConfig
+from .data import JPEG_ARCHIVE_NAME, OFFICIAL_NAME
+from .experiments import experiment_specs
+from .models.imagenet import PLAIN_DEPTHS, TABLE1, VGG_DEPTHS
+from .paper import paper_table, paper_value
+
+# ---------------------------------------------------------------------------------------------------------
+# Nets and the figures that show them
+# ---------------------------------------------------------------------------------------------------------
+
+PLAIN = PLAIN_SHORTCUT  # load_runs' shortcut for a plain net (it has none)
+Net = tuple[str, str]  # (arch, shortcut), as in load_runs: ("plain20", "-"), ("resnet56", "B")
+
+
+def net(arch: str, shortcut: str = "A") -> Net:
+    """A CIFAR-10 net as load_runs keys it; plain nets get no shortcut option."""
+    family, _ = models.parse_arch(arch)
+    return (arch, PLAIN if family == "plain" else shortcut)
+
+
+def sentence_case(text: str) -> str:
+    """Upper-case the first letter only (str.capitalize would lower "ResNets" to "Resnets")."""
+    return text[:1].upper() + text[1:]
+
+
+def label(arch: str, shortcut: str = PLAIN, show_option: bool = False) -> str:
+    """The paper's way of naming a net: "plain-20", "ResNet-56", "ResNet-56 B"."""
+    family, depth = models.parse_arch(arch)
+    if family == "plain":
+        return f"plain-{depth}"
+    option = f" {shortcut}" if show_option or shortcut != "A" else ""
+    return f"ResNet-{depth}{option}"
+
+
+def _nets(family: str, depths, shortcuts=("A",)) -> tuple[Net, ...]:
+    return tuple(net(f"{family}{d}", s) for d in depths for s in shortcuts)
+
+
+def _family(specs, family: str, depths=None) -> tuple[Net, ...]:
+    return tuple(
+        (arch, shortcut)
+        for arch, shortcut in specs
+        if models.parse_arch(arch)[0] == family and (depths is None or models.parse_arch(arch)[1] in depths)
+    )
+
+
+# The nets each figure or table of the paper shows, taken from the experiment that trains them.
+FIGURES: dict[str, tuple[tuple[Net, ...], str]] = {
+    "fig1": (tuple(experiment_specs("fig1")), "fig1"),
+    "fig6_plain": (_family(experiment_specs("fig6"), "plain"), "fig6"),
+    "fig6_resnet": (_family(experiment_specs("fig6"), "resnet"), "fig6"),
+    "fig6_1202": (_family(experiment_specs("fig6", include_1202=True), "resnet", (110, 1202)), "fig6"),
+    "fig7": (tuple(experiment_specs("fig7")), "fig7"),
+    "shortcuts": (tuple(experiment_specs("shortcuts")), "shortcuts"),
+    "table6": (tuple(experiment_specs("table6", include_1202=True)), "table6"),
+}
+
+
+BUDGET_LABEL = re.compile(r"^(?P<name>[a-z]+)(?:-(?P<iterations>\d+)it)?$")  # "quick", "smoke-120it"
+
+
+def budget_flags(budget: str) -> str:
+    """Command-line flags for a results budget label: "smoke-120it" -> "--budget smoke --iterations 120"."""
+    match = BUDGET_LABEL.match(budget)
+    if match is None:
+        return f"--budget {budget}"
+    iterations = f" --iterations {match['iterations']}" if match["iterations"] else ""
+    return f"--budget {match['name']}{iterations}"
+
+
+def is_smoke(budget: str | None) -> bool:
+    """Smoke runs (any length) train on a small subset: they check the plumbing, not the paper."""
+    match = BUDGET_LABEL.match(budget or "")
+    return match is not None and match["name"] == "smoke"
+
+
+def reproduce_command(figure: str, budget: str = "quick") -> str:
+    """The shell command that trains what ``figure`` needs."""
+    experiment = FIGURES[figure][1]
+    extra = " --include-1202" if figure == "fig6_1202" else ""
+    return f"python -m resnet_repro reproduce {experiment} {budget_flags(budget)}{extra}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Choosing the runs a figure shows
+# ---------------------------------------------------------------------------------------------------------
+
+BUDGET_ORDER = ("smoke", "quick", "full")  # ranks budgets of equal length; longer training wins first
+OFFICIAL_DATASET = OFFICIAL_NAME  # the dataset names that runs record
+JPEG_DATASET = JPEG_ARCHIVE_NAME
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The runs one figure shows: all of one budget (the longest trained) and one dataset."""
+
+    nets: tuple[Net, ...]
+    runs: pd.DataFrame
+    budget: str | None = None
+    iterations: int | None = None
+    dataset: str | None = None
+    other_budgets: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return self.runs.empty
+
+    @property
+    def present(self) -> tuple[Net, ...]:
+        have = set(zip(self.runs.arch, self.runs.shortcut, strict=True))
+        return tuple(n for n in self.nets if n in have)
+
+    @property
+    def missing(self) -> tuple[Net, ...]:
+        return tuple(n for n in self.nets if n not in self.present)
+
+
+def _budget_rank(budget: str, iterations: float) -> tuple[float, int]:
+    known = BUDGET_ORDER.index(budget) if budget in BUDGET_ORDER else -1
+    return (0.0 if pd.isna(iterations) else float(iterations), known)
+
+
+def select_runs(runs: pd.DataFrame, nets) -> Selection:
+    """The runs of ``nets`` at the largest budget present (full > quick > smoke; by iterations trained).
+
+    Within that budget one dataset: the one covering most nets, the official files on a tie.
+    """
+    nets = tuple(nets)
+    wanted = _rows_with_keys(runs, ["arch", "shortcut"], set(nets))
+    if wanted.empty:
+        return Selection(nets, wanted)
+    longest = wanted.groupby("budget").iterations.max()
+    ranked = sorted(longest.index, key=lambda b: _budget_rank(b, longest[b]), reverse=True)
+    chosen = wanted[wanted.budget == ranked[0]]
+    coverage = chosen.groupby("dataset").arch.nunique()
+    dataset = max(coverage.index, key=lambda d: (coverage[d], d == OFFICIAL_DATASET))
+    chosen = chosen[chosen.dataset == dataset]
+    return Selection(
+        nets,
+        chosen.reset_index(drop=True),
+        budget=ranked[0],
+        iterations=int(chosen.iterations.max()),
+        dataset=dataset,
+        other_budgets=tuple(ranked[1:]),
+    )
+
+
+def select_figure(runs: pd.DataFrame, figure: str) -> Selection:
+    return select_runs(runs, FIGURES[figure][0])
+
+
+def rows_of(frame: pd.DataFrame, selection: Selection) -> pd.DataFrame:
+    """The rows of a histories or layer-std frame that belong to the selected runs (by budget and run)."""
+    chosen = set(zip(selection.runs.budget, selection.runs.run, strict=True))
+    return _rows_with_keys(frame, ["budget", "run"], chosen).reset_index(drop=True)
+
+
+def _rows_with_keys(frame: pd.DataFrame, columns: list[str], keys: set) -> pd.DataFrame:
+    """The rows whose values in ``columns`` form one of ``keys`` (works on empty frames too)."""
+    mask = pd.Series([tuple(k) in keys for k in frame[columns].itertuples(index=False)], index=frame.index)
+    return frame[mask.astype(bool)]
+
+
+def net_results(selection: Selection) -> pd.DataFrame:
+    """Final errors per net, over its seeds: label, seeds, test/train mean and std (NaN for one seed)."""
+    columns = ["arch", "shortcut", "family", "depth", "label", "seeds", "test_mean", "test_std"]
+    columns += ["train_mean", "train_std", "params"]
+    if selection.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = selection.runs.groupby(["arch", "shortcut", "family", "depth"], sort=False)
+    table = grouped.agg(
+        seeds=("seed", "nunique"),
+        test_mean=("final_test_error", "mean"),
+        test_std=("final_test_error", "std"),
+        train_mean=("final_train_error", "mean"),
+        train_std=("final_train_error", "std"),
+        params=("params", "first"),
+    ).reset_index()
+    table.insert(4, "label", [label(a, s) for a, s in zip(table.arch, table.shortcut, strict=True)])
+    order = {n: i for i, n in enumerate(selection.nets)}
+    table["order"] = [order[n] for n in zip(table.arch, table.shortcut, strict=True)]
+    return table.sort_values("order").drop(columns="order").reset_index(drop=True)[columns]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Saying which runs are shown, or that there are none
+# ---------------------------------------------------------------------------------------------------------
+
+
+DATASET_LABEL = re.compile(r"^(?P<name>.*?)(?:-val(?P<held_out>\d+))?$")  # results.dataset_label's form
+
+
+def is_lossy(dataset: str | None) -> bool:
+    return dataset is not None and DATASET_LABEL.match(dataset)["name"] == JPEG_DATASET
+
+
+def dataset_note(dataset: str | None) -> str:
+    """How to read errors measured on ``dataset`` (a load_runs dataset label)."""
+    match = DATASET_LABEL.match(dataset or "")
+    name, held_out = match["name"], match["held_out"]
+    if name == JPEG_DATASET:
+        text = (
+            "trained on **cifar10-jpeg**, a lossy JPEG copy of CIFAR-10 (not the official files), so "
+            "absolute errors run somewhat higher than the official data would give"
+        )
+    elif name == OFFICIAL_DATASET:
+        text = "trained on the official CIFAR-10 files"
+    else:
+        text = f"trained on the image folder **{name}** (not the official CIFAR-10 files)"
+    if held_out:
+        text += f'; "test" error is on {int(held_out):,} held-out training images, not the test set'
+    return text
+
+
+def budget_note(selection: Selection) -> str:
+    if selection.budget == "full":
+        return f"budget **full** (the paper's schedule, {selection.iterations:,} iterations)"
+    length = f"{selection.iterations:,} iterations"
+    if is_smoke(selection.budget):
+        return f"budget **{selection.budget}** ({length} on a small subset: a plumbing check, not a result)"
+    return f"budget **{selection.budget}** ({length}, shorter than the paper's schedule)"
+
+
+def provenance_note(selection: Selection, figure: str | None = None) -> str:
+    """One Markdown paragraph: which budget and data the figure shows, and what is missing."""
+    if selection.empty:
+        return missing_note(figure or "")
+    seeds = selection.runs.groupby(["arch", "shortcut"]).seed.nunique()
+    seed_text = f"{seeds.min()} seed{'s' if seeds.min() > 1 else ''} per net" + (
+        "" if seeds.min() == seeds.max() else f" (up to {seeds.max()})"
+    )
+    parts = [f"Shown: {budget_note(selection)}, {seed_text}, {dataset_note(selection.dataset)}."]
+    if selection.missing:
+        names = ", ".join(label(*n) for n in selection.missing)
+        parts.append(f"Not run at this budget yet: {names}.")
+    if selection.other_budgets:
+        parts.append(f"Also stored, not shown: budget {', '.join(selection.other_budgets)}.")
+    if selection.missing and figure:
+        parts.append(f"To add them: `{reproduce_command(figure, selection.budget or 'quick')}`.")
+    return " ".join(parts)
+
+
+def missing_note(figure: str) -> str:
+    """What a reader sees instead of a figure when no run exists for it."""
+    nets = FIGURES[figure][0] if figure in FIGURES else ()
+    options = {shortcut for _, shortcut in nets if shortcut != PLAIN}
+    names = ", ".join(label(*n, show_option=len(options) > 1) for n in nets) or "these nets"
+    command = reproduce_command(figure) if figure in FIGURES else "python -m resnet_repro reproduce ..."
+    return (
+        f"**No run yet** for {names} in the results folder, so there is nothing to draw here. "
+        f"Produce the runs with `{command}` (or `--budget full` on a GPU for the paper's schedule), "
+        "then re-execute this chapter."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The claims and whether they hold
+# ---------------------------------------------------------------------------------------------------------
+
+HOLDS, FAILS, PARTLY = "holds", "fails", "partly"
+NO_RUN, TOO_SHORT, NOT_COMPARABLE = "no run yet", "too short to judge", "not comparable"
+CURVES_ONLY = "curves only, no number"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One claim of the paper, the paper's number, ours, and the verdict."""
+
+    claim: str
+    source: str
+    paper: str
+    ours: str
+    status: str
+    note: str = ""  # which runs: budget and dataset, or the command that makes them
+
+    def as_row(self) -> dict:
+        return {
+            "claim": self.claim,
+            "paper's figure/table": self.source,
+            "paper's number": self.paper,
+            "ours": self.ours,
+            "holds?": self.status,
+            "runs": self.note,
+        }
+
+
+def check_markdown(check: Check) -> str:
+    """A check as a sentence for the chapter that makes it."""
+    if check.status == NO_RUN:
+        return f"*{check.claim}* ({check.source}): **no run yet**. Run {check.note} to check it."
+    return (
+        f"*{check.claim}* ({check.source}): **{check.status}**. "
+        f"The paper: {check.paper}. Ours: {check.ours} ({check.note})."
+    )
+
+
+def pct(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.2f}%"
+
+
+def mean_pm(mean: float, std: float) -> str:
+    return pct(mean) if pd.isna(std) else f"{mean:.2f} ± {std:.2f}%"
+
+
+def _verdict(results: list[bool]) -> str:
+    if not results:
+        return NO_RUN
+    return HOLDS if all(results) else (FAILS if not any(results) else PARTLY)
+
+
+def _runs_note(selection: Selection) -> str:
+    lossy = ", lossy JPEG data" if is_lossy(selection.dataset) else ""
+    return f"{selection.budget}, {selection.iterations:,} it.{lossy}"
+
+
+def _judged(selection: Selection, results: list[bool]) -> str:
+    """A qualitative verdict, unless the runs are smoke runs (a few iterations prove nothing)."""
+    return TOO_SHORT if is_smoke(selection.budget) else _verdict(results)
+
+
+def _paper_errors(depths) -> str:
+    return ", ".join(f"ResNet-{d} {pct(paper_value('test_error', f'ResNet-{d}'))}" for d in depths)
+
+
+def check_degradation(runs: pd.DataFrame) -> Check:
+    """Figure 1: the 56-layer plain net has higher training error, and thus test error, than the 20-layer."""
+    claim = "Deeper plain nets train worse: plain-56 has higher training and test error than plain-20"
+    selection = select_figure(runs, "fig1")
+    if selection.missing:
+        return Check(claim, "Figure 1", CURVES_ONLY, "", NO_RUN, f"`{reproduce_command('fig1')}`")
+    errors = net_results(selection).set_index("label")
+    shallow, deep = errors.loc["plain-20"], errors.loc["plain-56"]
+    ours = (
+        f"train {pct(shallow.train_mean)} vs {pct(deep.train_mean)}; "
+        f"test {pct(shallow.test_mean)} vs {pct(deep.test_mean)}"
+    )
+    results = [deep.train_mean > shallow.train_mean, deep.test_mean > shallow.test_mean]
+    return Check(claim, "Figure 1", CURVES_ONLY, ours, _judged(selection, results), _runs_note(selection))
+
+
+def check_resnet_depth(runs: pd.DataFrame) -> Check:
+    """Figure 6 middle, Table 6: deeper ResNets reach lower error (20 to 110 layers)."""
+    claim = "Deeper ResNets are more accurate: test error falls from 20 to 110 layers"
+    selection = select_figure(runs, "fig6_resnet")
+    errors = net_results(selection)
+    if len(errors) < 2:
+        return Check(claim, "Figure 6, Table 6", _paper_errors((20, 110)), "", NO_RUN,
+                     f"`{reproduce_command('fig6_resnet')}`")  # fmt: skip
+    shallow, deep = errors.iloc[0], errors.iloc[-1]
+    ours = f"{shallow.label} {pct(shallow.test_mean)}, {deep.label} {pct(deep.test_mean)}"
+    paper = _paper_errors((shallow.depth, deep.depth))
+    status = _judged(selection, [deep.test_mean < shallow.test_mean])
+    return Check(claim, "Figure 6, Table 6", paper, ours, status, _runs_note(selection))
+
+
+def check_residual_beats_plain(runs: pd.DataFrame) -> Check:
+    """Figure 6: at equal depth and parameters, the residual net has lower training and test error."""
+    claim = "Shortcuts fix it: ResNet-56 has lower training and test error than plain-56 (same parameters)"
+    selection = select_runs(runs, (net("plain56"), net("resnet56")))
+    if selection.missing:
+        return Check(claim, "Figure 6", CURVES_ONLY, "", NO_RUN, f"`{reproduce_command('fig6_plain')}`")
+    errors = net_results(selection).set_index("label")
+    plain, residual = errors.loc["plain-56"], errors.loc["ResNet-56"]
+    ours = (
+        f"train {pct(plain.train_mean)} vs {pct(residual.train_mean)}; "
+        f"test {pct(plain.test_mean)} vs {pct(residual.test_mean)}"
+    )
+    results = [residual.train_mean < plain.train_mean, residual.test_mean < plain.test_mean]
+    return Check(claim, "Figure 6", CURVES_ONLY, ours, _judged(selection, results), _runs_note(selection))
+
+
+SPREAD_MULTIPLE = 2  # "close to the paper": within two of the paper's standard deviations of its mean
+
+
+def check_resnet110_error(runs: pd.DataFrame) -> Check:
+    """Table 6: ResNet-110's error, against the paper's mean and spread over its 5 runs."""
+    best, mean, std = (
+        paper_value(m, "ResNet-110") for m in ("test_error", "test_error_mean", "test_error_std")
+    )
+    claim = f"ResNet-110 reaches the paper's error (ours at most {SPREAD_MULTIPLE} paper std above its mean)"
+    paper = f"{pct(best)} best of 5, {mean_pm(mean, std)}"
+    selection = select_runs(runs, (net("resnet110"),))
+    if selection.empty:
+        return Check(claim, "Table 6", paper, "", NO_RUN, f"`{reproduce_command('table6')}`")
+    ours_row = net_results(selection).iloc[0]
+    ours = f"{mean_pm(ours_row.test_mean, ours_row.test_std)} ({ours_row.seeds} seed(s))"
+    if selection.budget != "full":
+        status = f"{NOT_COMPARABLE} (budget {selection.budget})"
+    else:
+        status = _verdict([ours_row.test_mean <= mean + SPREAD_MULTIPLE * std])
+    return Check(claim, "Table 6", paper, ours, status, _runs_note(selection))
+
+
+def _paper_shortcut_numbers() -> dict[str, float]:
+    names = ["plain-34"] + [f"ResNet-34 {o}" for o in models.SHORTCUT_OPTIONS]
+    return {name: paper_value("top1_error", name, source="Table 3") for name in names}
+
+
+def shortcut_gap_small(plain: float, options: dict[str, float]) -> bool:
+    """Table 3's reading: the options differ by less than all of them gain over the plain net."""
+    values = list(options.values())
+    return max(values) - min(values) < plain - sum(values) / len(values)
+
+
+def check_shortcuts(runs: pd.DataFrame) -> Check:
+    """Table 3: A, B and C all beat the plain net by far more than they differ among themselves."""
+    claim = "Shortcut options A/B/C differ little: less than what any of them gains over the plain net"
+    paper_numbers = _paper_shortcut_numbers()
+    paper = "ImageNet ResNet-34 top-1: " + ", ".join(f"{k} {pct(v)}" for k, v in paper_numbers.items())
+    for depth in (56, 20):  # the deepest pair we have
+        wanted = (net(f"plain{depth}"),) + _nets("resnet", (depth,), models.SHORTCUT_OPTIONS)
+        selection = select_runs(runs, wanted)
+        if not selection.missing:
+            break
+    else:
+        return Check(
+            claim, "Table 3", paper, "", NO_RUN, f"`{reproduce_command('shortcuts')}`, plus plain-56"
+        )
+    errors = net_results(selection)
+    plain = errors[errors.family == "plain"].test_mean.iloc[0]
+    residual = errors[errors.family == "resnet"]
+    options = dict(zip(residual.shortcut, residual.test_mean, strict=True))
+    ours = f"CIFAR-10 ResNet-{depth}: plain {pct(plain)}, " + ", ".join(
+        f"{k} {pct(v)}" for k, v in options.items()
+    )
+    status = _judged(selection, [shortcut_gap_small(plain, options)])
+    return Check(claim, "Table 3", paper, ours, status, _runs_note(selection))
+
+
+def response_means(layer_std: pd.DataFrame, selection: Selection) -> pd.Series:
+    """Mean over layers (and seeds) of each net's layer-response std, indexed by label."""
+    rows = rows_of(layer_std, selection)
+    if rows.empty:
+        return pd.Series(dtype=float)
+    means = rows.groupby(["arch", "shortcut"]).apply(lambda g: g.groupby("layer")["std"].mean().mean())
+    return pd.Series({label(a, s): v for (a, s), v in means.items()})
+
+
+def response_comparisons(means: pd.Series) -> list[tuple[str, str, bool]]:
+    """Figure 7's reading as (smaller, larger, holds): ResNets below plain nets, deeper ResNets lower."""
+    pairs = [("ResNet-20", "plain-20"), ("ResNet-56", "plain-56"), ("ResNet-56", "ResNet-20")]
+    pairs.append(("ResNet-110", "ResNet-56"))
+    return [(a, b, bool(means[a] < means[b])) for a, b in pairs if a in means and b in means]
+
+
+def check_responses(runs: pd.DataFrame, layer_std: pd.DataFrame) -> Check:
+    """Figure 7: residual functions respond less than plain layers, and less still in deeper ResNets."""
+    claim = "ResNet layers respond less than plain layers (std of responses), deeper ResNets less still"
+    selection = select_figure(runs, "fig7")
+    means = response_means(layer_std, selection)
+    comparisons = response_comparisons(means)
+    if not comparisons:
+        return Check(claim, "Figure 7", CURVES_ONLY, "", NO_RUN, f"`{reproduce_command('fig7')}`")
+    ours = "; ".join(
+        f"{a} {means[a]:.3f} {'<' if ok else '>='} {b} {means[b]:.3f}" for a, b, ok in comparisons
+    )
+    status = _judged(selection, [ok for _, _, ok in comparisons])
+    return Check(claim, "Figure 7", CURVES_ONLY, "mean std: " + ours, status, _runs_note(selection))
+
+
+def agrees_at_paper_precision(ours: float, paper: float, unit: float = 1e9) -> bool:
+    """The paper gives multiply-adds to 0.1 billion: ours agrees when within half of that digit."""
+    return abs(ours - paper) <= 0.05 * unit
+
+
+def check_vgg_flops(costs: pd.DataFrame) -> Check:
+    """Section 3.3: the 34-layer plain baseline has only a fraction of VGG-19's multiply-adds."""
+    macs = costs.set_index("name").macs
+    paper = {n: paper_value("macs", n) for n in ("VGG-19", "plain-34")}
+    claim = (
+        f"The plain 34-layer baseline needs {paper['plain-34'] / 1e9:.1f} billion multiply-adds, "
+        f"{paper['plain-34'] / paper['VGG-19']:.0%} of VGG-19's {paper['VGG-19'] / 1e9:.1f} billion"
+    )
+    paper_text = ", ".join(f"{n} {v / 1e9:.1f}e9" for n, v in paper.items())
+    paper_text += f" ({paper['plain-34'] / paper['VGG-19']:.0%})"
+    ours = ", ".join(f"{n} {macs[n] / 1e9:.2f}e9" for n in paper)
+    ours += f" ({macs['plain-34'] / macs['VGG-19']:.1%})"
+    status = _verdict([agrees_at_paper_precision(macs[n], v) for n, v in paper.items()])
+    return Check(claim, "Section 3.3, Figure 3", paper_text, ours, status, "counted, no training")
+
+
+def check_152_below_vgg(costs: pd.DataFrame) -> Check:
+    """Section 4.1: ResNet-152 still costs less than VGG-16/19."""
+    claim = "ResNet-152 needs fewer multiply-adds than VGG-16 and VGG-19"
+    names = ("ResNet-152", "VGG-16", "VGG-19")
+    macs = costs.set_index("name").macs
+    paper = ", ".join(f"{n} {paper_value('macs', n) / 1e9:.1f}e9" for n in names)
+    ours = ", ".join(f"{n} {macs[n] / 1e9:.2f}e9" for n in names)
+    status = _verdict([macs["ResNet-152"] < macs["VGG-16"], macs["ResNet-152"] < macs["VGG-19"]])
+    return Check(claim, "Section 4.1", paper, ours, status, "counted, no training")
+
+
+def claims_status(
+    runs: pd.DataFrame, layer_std: pd.DataFrame, costs: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The introduction's table: every claim we test, the paper's number, ours, and whether it holds."""
+    costs = imagenet_costs() if costs is None else costs
+    checks = [
+        check_degradation(runs),
+        check_residual_beats_plain(runs),
+        check_resnet_depth(runs),
+        check_resnet110_error(runs),
+        check_shortcuts(runs),
+        check_responses(runs, layer_std),
+        check_vgg_flops(costs),
+        check_152_below_vgg(costs),
+    ]
+    return pd.DataFrame([c.as_row() for c in checks])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Words for the degradation chapter
+# ---------------------------------------------------------------------------------------------------------
+
+
+def depth_trend(selection: Selection, column: str = "train_mean") -> tuple[list[str], str]:
+    """The nets by depth with their final error, and whether that error "rises", "falls" or is "mixed"."""
+    errors = net_results(selection).sort_values("depth")
+    values = errors[column].tolist()
+    steps = list(zip(values, values[1:], strict=False))
+    trend = "rises" if all(a < b for a, b in steps) else "falls" if all(a > b for a, b in steps) else "mixed"
+    return [f"{n} {pct(v)}" for n, v in zip(errors.label, values, strict=True)], trend
+
+
+def degradation_summary(runs: pd.DataFrame) -> str:
+    """Markdown: what Figures 1 and 6 show in our runs, with the verdicts computed from the data."""
+    check = check_degradation(runs)
+    if check.status == NO_RUN:
+        paragraphs = [f"**Figure 1: no run yet.** Run {check.note} to produce it."]
+    else:
+        paragraphs = [f"**Figure 1 ({check.status}).** Final errors, plain-20 vs plain-56: {check.ours}."]
+    for figure, family, expected in (
+        ("fig6_plain", "Plain nets", "rises"),
+        ("fig6_resnet", "ResNets", "falls"),
+    ):
+        selection = select_figure(runs, figure)
+        if len(selection.present) < 2:
+            paragraphs.append(f"**{family}: fewer than two depths run yet** (`{reproduce_command(figure)}`).")
+            continue
+        ordered, trend = depth_trend(selection)
+        verdict = TOO_SHORT if is_smoke(selection.budget) else (HOLDS if trend == expected else FAILS)
+        here = "neither rises nor falls throughout" if trend == "mixed" else trend
+        paragraphs.append(
+            f"**{family}**, final training error by depth: {', '.join(ordered)}. "
+            f"In the paper it {expected} with depth; here it {here}: the claim **{verdict}**."
+        )
+    return "\n\n".join(paragraphs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tables: shortcuts (Table 3 beside ours), Table 6
+# ---------------------------------------------------------------------------------------------------------
+
+
+def shortcut_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Our CIFAR-10 ResNet-20/56 with options A/B/C: final test error mean, std and seeds."""
+    selection = select_figure(runs, "shortcuts")
+    errors = net_results(selection)
+    return pd.DataFrame(
+        {
+            "net": [label(a, s, show_option=True) for a, s in zip(errors.arch, errors.shortcut, strict=True)],
+            "test error (%)": [mean_pm(m, s) for m, s in zip(errors.test_mean, errors.test_std, strict=True)],
+            "seeds": errors.seeds,
+            "mean": errors.test_mean,
+            "std": errors.test_std,
+        }
+    )
+
+
+def paper_table3() -> pd.DataFrame:
+    """The paper's ImageNet Table 3 rows for plain-34 and ResNet-34 A/B/C (10-crop validation error)."""
+    table = paper_table()
+    names = ["plain-34"] + [f"ResNet-34 {o}" for o in models.SHORTCUT_OPTIONS]
+    rows = table[(table.source == "Table 3") & table.model.isin(names)]
+    wide = rows.pivot(index="model", columns="metric", values="value").loc[names].rename_axis(columns=None)
+    return wide.rename(
+        columns={"top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)"}
+    ).reset_index()
+
+
+def table6(runs: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 6 ResNets beside ours: parameters (counted) and final test error over seeds."""
+    selection = select_figure(runs, "table6")
+    ours = net_results(selection).set_index("depth")
+    paper = paper_table()
+    paper = paper[(paper.source == "Table 6") & (paper.family == "resnet")]
+    names = [f"ResNet-{depth}" for depth in sorted(paper.depth.unique())]
+    counted = cifar_costs(names).set_index("name").params
+    rows = []
+    for depth, name in zip(sorted(paper.depth.unique()), names, strict=True):
+        values = paper[paper.model == name].set_index("metric").value
+        row = {
+            "net": name,
+            "paper params (M)": values["params"] / 1e6,
+            "our params (M)": counted[name] / 1e6,
+            "paper error (%)": values["test_error"],
+            "paper mean ± std": mean_pm(values["test_error_mean"], values["test_error_std"])
+            if "test_error_mean" in values
+            else "",
+        }
+        if depth in ours.index:
+            r = ours.loc[depth]
+            row.update({"our error (%)": r.test_mean, "our std": r.test_std, "seeds": r.seeds})
+        else:
+            row.update({"our error (%)": math.nan, "our std": math.nan, "seeds": 0})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Costs: counted parameters and multiply-adds, with the paper's beside them
+# ---------------------------------------------------------------------------------------------------------
+
+NAME_PATTERN = re.compile(r"^(VGG|plain|ResNet)-(\d+)(?: ([ABC]))?$")
+IMAGENET_DEPTHS = {"plain": PLAIN_DEPTHS, "ResNet": tuple(TABLE1), "VGG": tuple(VGG_DEPTHS)}
+# The option each builder uses when none is named (read from the code, so it cannot drift).
+CIFAR_DEFAULT = inspect.signature(models.cifar_resnet).parameters["shortcut"].default
+IMAGENET_DEFAULT = inspect.signature(models.imagenet_resnet).parameters["shortcut"].default
+
+
+def cost_row(name: str) -> flops.CostRow:
+    """A paper-style name ("VGG-19", "plain-34", "ResNet-34 A", "ResNet-56") as a row to count."""
+    match = NAME_PATTERN.match(name)
+    if match is None:
+        raise ValueError(
+            f"unknown net {name!r}: expected e.g. 'VGG-19', 'plain-34', 'ResNet-34 A', 'ResNet-56'"
+        )
+    kind, depth, option = match.group(1), int(match.group(2)), match.group(3)
+    imagenet = depth in IMAGENET_DEPTHS[kind]
+    if kind == "VGG":
+        return flops.CostRow(name, depth, None, lambda: models.vgg(depth), flops.IMAGENET_INPUT)
+    if kind == "plain":
+        build = (lambda: models.imagenet_plain(depth)) if imagenet else (lambda: models.cifar_plain(depth))
+        return flops.CostRow(
+            name, depth, None, build, flops.IMAGENET_INPUT if imagenet else flops.CIFAR_INPUT
+        )
+    if imagenet:
+        option = option or IMAGENET_DEFAULT
+        return flops.CostRow(
+            name, depth, option, lambda: models.imagenet_resnet(depth, option), flops.IMAGENET_INPUT
+        )
+    option = option or CIFAR_DEFAULT
+    return flops.CostRow(name, depth, option, lambda: models.cifar_resnet(depth, option), flops.CIFAR_INPUT)
+
+
+def _with_paper(costs: pd.DataFrame) -> pd.DataFrame:
+    """Add the paper's macs and params where it states them, matched by family, depth and shortcut."""
+    paper = paper_table()
+    paper = paper[paper.metric.isin(["macs", "params"])].copy()
+    paper["shortcut"] = paper.shortcut.replace("", PLAIN)
+    wide = paper.pivot_table(index=["family", "depth", "shortcut"], columns="metric", values="value")
+    family = costs.name.str.extract(NAME_PATTERN)[0].str.lower()  # "ResNet" -> the table's "resnet"
+    keys = list(zip(family, costs.depth, costs.shortcut, strict=True))
+    costs = costs.copy()
+    for metric in ("macs", "params"):
+        column = wide[metric] if metric in wide else pd.Series(dtype=float)
+        costs[f"paper_{metric}"] = [column.get(k, math.nan) for k in keys]
+    return costs
+
+
+def costs_of(names) -> pd.DataFrame:
+    """Counted params and MACs of the named nets, with the paper's numbers where it gives them."""
+    return _with_paper(flops.cost_table(cost_row(n) for n in names))
+
+
+FIGURE3_NETS = ("VGG-19", "plain-34", "ResNet-34 A", "ResNet-34 B")  # A: parameter-free shortcuts
+TABLE1_NETS = ("ResNet-18", "ResNet-34 B", "ResNet-50", "ResNet-101", "ResNet-152")  # B: Table 3's default
+CIFAR_NETS = tuple(f"{kind}-{d}" for d in (20, 32, 44, 56, 110) for kind in ("plain", "ResNet"))
+
+
+def imagenet_costs() -> pd.DataFrame:
+    """VGG-16/19, plain-18/34 and the Table 1 ResNets (34 with each shortcut option) at 224x224."""
+    names = ("VGG-16", "VGG-19", "plain-18", "plain-34", "ResNet-18", "ResNet-34 A", "ResNet-34 B")
+    return costs_of(names + ("ResNet-34 C", "ResNet-50", "ResNet-101", "ResNet-152"))
+
+
+def cifar_costs(names=CIFAR_NETS) -> pd.DataFrame:
+    """The CIFAR-10 nets at 32x32 (ResNets with option A, as the paper's Table 6)."""
+    return costs_of(names)
+
+
+@dataclass(frozen=True)
+class CostRatios:
+    """VGG-19 against ResNet-34: how many times more parameters and multiply-adds."""
+
+    params_ratio: float
+    macs_ratio: float
+
+    @property
+    def macs_fraction(self) -> float:
+        return 1 / self.macs_ratio
+
+
+def vgg_resnet_ratios(costs: pd.DataFrame, big: str = "VGG-19", small: str = "ResNet-34 B") -> CostRatios:
+    table = costs.set_index("name")
+    return CostRatios(
+        params_ratio=table.params[big] / table.params[small], macs_ratio=table.macs[big] / table.macs[small]
+    )
+
+
+def check_times_fewer(ratio: float, claimed: float) -> str:
+    """A claim "N times fewer" holds when the counted ratio rounds to N."""
+    return HOLDS if round(ratio) == claimed else FAILS
+
+
+def shortcut_param_table(names=("ResNet-20", "ResNet-56", "ResNet-34")) -> pd.DataFrame:
+    """Parameters of each shortcut option, counted, and what B and C add over A (which adds none)."""
+    rows = []
+    for name in names:
+        plain = costs_of([name.replace("ResNet", "plain")]).params.iloc[0]  # the same net without shortcuts
+        for option in models.SHORTCUT_OPTIONS:
+            params = costs_of([f"{name} {option}"]).params.iloc[0]
+            rows.append({"net": f"{name} {option}", "params": params, "added over plain": params - plain})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Provenance of each run, for the reproducibility appendix
+# ---------------------------------------------------------------------------------------------------------
+
+
+def train_command(config: dict) -> str:
+    """The ``train`` command that redoes a run, from its recorded configuration (run.json's "config")."""
+    run = RunConfig.from_dict(config)
+    defaults = RunConfig(arch=run.arch, budget=run.budget).to_dict()
+    flags = [f"--arch {run.arch}"] + ([f"--shortcut {run.shortcut}"] if run.family == "resnet" else [])
+    flags += [f"--budget {run.budget}", f"--seed {run.seed}"]
+    for key, value in run.to_dict().items():
+        if key not in ("arch", "shortcut", "budget", "seed", "checkpoint_minutes") and value != defaults[key]:
+            flags.append(f"--{key.replace('_', '-')} {value}")
+    return "python -m resnet_repro train " + " ".join(flags)
+
+
+def _record(path: str) -> dict:
+    try:
+        return json.loads((Path(path) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the command, budget, hardware, wall time, dataset identity and commit (from run.json)."""
+    columns = ["run", "command", "budget", "iterations", "device", "wall time (min)", "dataset"]
+    columns += ["dataset sha256", "commit", "torch"]
+    rows = []
+    for run in runs.sort_values(["budget", "family", "depth", "shortcut", "seed"]).itertuples():
+        record = _record(run.path)
+        provenance = record.get("provenance", {})
+        identity = provenance.get("dataset", {})
+        commit = str(provenance.get("git_commit", "unknown"))[:10]
+        rows.append(
+            {
+                "run": run.run,
+                "command": train_command(record["config"]) if "config" in record else "",
+                "budget": run.budget,
+                "iterations": run.iterations,
+                "device": run.device_name,
+                "wall time (min)": run.wall_time_s / 60,
+                "dataset": run.dataset + (" (lossy)" if identity.get("lossy") else ""),
+                "dataset sha256": str(identity.get("sha256", ""))[:12],
+                "commit": commit + (" (uncommitted changes)" if provenance.get("git_dirty") else ""),
+                "torch": provenance.get("torch", ""),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def speed_options_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The speed options each run used (run.json's "speed"): numerics the paper did not use, e.g. bf16."""
+    rows = []
+    for run in runs.itertuples():
+        speed = _record(run.path).get("speed", {})
+        rows.append({"run": run.run, "budget": run.budget, **speed})
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run", "budget"])
+
+
+def recorded_deviations(runs: pd.DataFrame) -> list[str]:
+    """Ways the stored runs differ from the paper's setup, read from their records (Markdown items)."""
+    if runs.empty:
+        return []
+    items = []
+    lossy = sorted({d for d in runs.dataset if is_lossy(d)})
+    if lossy:
+        items.append(f"{(runs.dataset.isin(lossy)).sum()} of {len(runs)} runs were {dataset_note(lossy[0])}.")
+    held_out = sorted({d for d in runs.dataset if DATASET_LABEL.match(d)["held_out"]})
+    if held_out:
+        items.append(f"Runs on {', '.join(held_out)} report validation error on held-out training images.")
+    short = runs[runs.budget != "full"]
+    if not short.empty:
+        budgets = ", ".join(f"{b} ({n} runs)" for b, n in short.budget.value_counts().items())
+        items.append(f"Runs shorter than the paper's schedule: {budgets}.")
+    speed = speed_options_table(runs)
+    if "amp" in speed and speed.amp.fillna(False).astype(bool).any():
+        items.append(
+            f"{speed.amp.fillna(False).astype(bool).sum()} runs computed in bf16 autocast (weights and "
+            "batch-norm statistics in fp32); the paper trained in fp32."
+        )
+    compiled = speed.compile.ne("off") if "compile" in speed else pd.Series(dtype=bool)
+    if compiled.any():
+        items.append(
+            f"{compiled.sum()} runs were compiled with torch.compile (same arithmetic, fused kernels)."
+        )
+    return items

@@ -1,0 +1,447 @@
+"""The book's figures, drawn like the paper's, from the tidy frames of ``resnet_repro.results``.
+
+Each ``figure*`` function takes the rows it draws and returns a matplotlib Figure, so tests can count
+lines and read labels. The ``show_*`` helpers are what the notebooks call: they pick the runs
+(``claims.select_runs``), draw, and say which budget and data are shown, or that no run exists yet.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle, FancyBboxPatch
+from matplotlib.ticker import MaxNLocator
+from torch import nn
+
+from . import claims
+from .flops import count_params
+from .models.blocks import BasicBlock, ProjectionShortcut, ZeroPadShortcut
+
+ITERATION_UNIT = 1e4  # the paper's x axis: iterations in units of 10^4
+TRAIN_STYLE = {"linestyle": "--", "linewidth": 1.0}  # the paper's dashed training error
+TEST_STYLE = {"linestyle": "-", "linewidth": 2.4}  # and bold test error
+FIGURE1_STYLE = {"linestyle": "-", "linewidth": 1.8}  # Figure 1 draws both panels with solid lines
+# The paper's error axes stop well below the early errors so the end of training is legible; ours stop at
+# this multiple of the largest final error (never above the largest error drawn).
+Y_ZOOM = 2.5
+# Figure 7's axis turns logarithmic when the largest response is this many times a net's median one.
+LOG_SCALE_SPREAD = 100
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Displaying in a notebook
+# ---------------------------------------------------------------------------------------------------------
+
+
+def show(fig: Figure) -> None:
+    """Display a figure once (closing it, so the inline backend does not draw it a second time)."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+
+
+def show_markdown(text: str) -> None:
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """myst-nb's glue for numbers the prose cites; a no-op where myst-nb is absent (e.g. on Colab)."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    if isinstance(value, numbers.Integral):
+        value = int(value)  # numpy scalars' repr ("np.int64(5)") would reach the page otherwise
+    elif isinstance(value, numbers.Real):
+        value = float(value)
+    myst_glue(name, value, display=display)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training curves: Figures 1 and 6
+# ---------------------------------------------------------------------------------------------------------
+
+
+def mean_curves(histories: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each net's curves (mean over its seeds), keyed by the paper's name, shallowest first."""
+    curves = {}
+    keys = histories[["arch", "shortcut", "depth"]].drop_duplicates().sort_values(["depth", "arch"])
+    for arch, shortcut, _ in keys.itertuples(index=False):
+        rows = histories[(histories.arch == arch) & (histories.shortcut == shortcut)]
+        mean = rows.groupby("iteration")[["train_error", "test_error"]].mean().reset_index()
+        curves[claims.label(arch, shortcut)] = mean
+    return curves
+
+
+def net_colors(labels) -> dict[str, tuple]:
+    """One colour per net, ordered so deeper nets are darker within each family."""
+    labels = list(dict.fromkeys(labels))
+    plain = [name for name in labels if name.startswith("plain")]
+    residual = [name for name in labels if not name.startswith("plain")]
+    colors = dict(zip(plain, sns.color_palette("flare", max(len(plain), 1)), strict=False))
+    colors.update(zip(residual, sns.color_palette("crest", max(len(residual), 1)), strict=False))
+    return colors
+
+
+def error_axis_top(curves: dict[str, pd.DataFrame], columns) -> float:
+    """Where the error axis ends: a multiple of the largest final error, capped by the largest error."""
+    finals = [curve[c].iloc[-1] for curve in curves.values() for c in columns]
+    highest = max(curve[c].max() for curve in curves.values() for c in columns)
+    return 1.05 * min(highest, Y_ZOOM * max(finals))
+
+
+def _style_error_axis(ax) -> None:
+    ax.set_xlabel("iter. (1e4)")
+    ax.set_ylabel("error (%)")
+    ax.set_xlim(left=0)
+
+
+def draw_curves(
+    ax, histories: pd.DataFrame, columns=("train_error", "test_error"), colors=None, style=None
+) -> None:
+    """Each net's error curves on one axis: dashed training, bold test (the paper's Figure 6 style)."""
+    curves = mean_curves(histories)
+    colors = colors or net_colors(curves)
+    styles = {"train_error": TRAIN_STYLE, "test_error": TEST_STYLE}
+    for name, curve in curves.items():
+        for column in columns:
+            # the test curve carries the net's legend entry; the dashed one is explained by a style key
+            legend = name if column == columns[-1] else "_nolegend_"
+            x = curve.iteration / ITERATION_UNIT
+            ax.plot(x, curve[column], color=colors[name], label=legend, **(style or styles[column]))
+    _style_error_axis(ax)
+    ax.set_ylim(0, error_axis_top(curves, columns))
+
+
+def _style_legend(ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="gray", **TRAIN_STYLE), Line2D([], [], color="gray", **TEST_STYLE)]
+    labels += ["training (dashed)", "test (bold)"]
+    ax.legend(handles, labels, fontsize="small", loc="best")
+
+
+def figure1(histories: pd.DataFrame) -> Figure:
+    """Figure 1: plain nets' training error (left) and test error (right) against iterations."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = net_colors(mean_curves(histories))
+    for ax, column, title in zip(
+        axes, ("train_error", "test_error"), ("training error", "test error"), strict=True
+    ):
+        draw_curves(ax, histories, columns=(column,), colors=colors, style=FIGURE1_STYLE)
+        ax.set_title(title)
+        ax.legend(fontsize="small", loc="best")
+    axes[0].set_ylabel("training error (%)")
+    axes[1].set_ylabel("test error (%)")
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(panels: dict[str, pd.DataFrame]) -> Figure:
+    """Figure 6: one panel per group of nets, dashed training and bold test error each."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    for ax, (title, histories) in zip(axes[0], panels.items(), strict=True):
+        draw_curves(ax, histories)
+        ax.set_title(title)
+        _style_legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figure 7: layer responses
+# ---------------------------------------------------------------------------------------------------------
+
+
+def mean_responses(layer_std: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each net's response std per layer (mean over seeds), keyed by the paper's name."""
+    responses = {}
+    keys = layer_std[["arch", "shortcut", "depth", "family"]].drop_duplicates()
+    for arch, shortcut, _, _ in keys.sort_values(["family", "depth"]).itertuples(index=False):
+        rows = layer_std[(layer_std.arch == arch) & (layer_std.shortcut == shortcut)]
+        responses[claims.label(arch, shortcut)] = rows.groupby("layer")["std"].mean().sort_index()
+    return responses
+
+
+def figure7(layer_std: pd.DataFrame) -> Figure:
+    """Figure 7: std of each 3x3 layer's response, in layer order (top) and sorted descending (bottom)."""
+    responses = mean_responses(layer_std)
+    colors = net_colors(responses)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5))
+    for name, std in responses.items():
+        top.plot(std.index, std.values, color=colors[name], label=name, linewidth=1.6)
+        ordered = std.sort_values(ascending=False).to_numpy()
+        bottom.plot(range(1, len(ordered) + 1), ordered, color=colors[name], label=name, linewidth=1.6)
+    top.set_xlabel("layer index (original)")
+    bottom.set_xlabel("layer index (sorted by magnitude)")
+    # a log axis when one net's responses dwarf another's (e.g. a diverged net), so the rest stay visible
+    spread = max(std.max() for std in responses.values()) / min(std.median() for std in responses.values())
+    for ax in (top, bottom):
+        ax.set_ylabel("std")
+        ax.set_xlim(left=0)
+        ax.legend(fontsize="small", ncol=2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if spread > LOG_SCALE_SPREAD:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Costs
+# ---------------------------------------------------------------------------------------------------------
+
+
+def cost_bars(costs: pd.DataFrame) -> Figure:
+    """Multiply-adds (with the paper's values as markers) and parameters of each net, side by side."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.55 * len(costs) + 1.6), sharey=True)
+    y = range(len(costs))
+    palette = sns.color_palette("deep")
+    left.barh(y, costs.macs / 1e9, color=palette[0], label="counted here")
+    if "paper_macs" in costs and costs.paper_macs.notna().any():
+        left.scatter(costs.paper_macs / 1e9, y, marker="D", color="black", zorder=3, label="the paper's")
+    left.set_xlabel("multiply-adds (billions)")
+    left.legend(fontsize="small", loc="lower right")
+    right.barh(y, costs.params / 1e6, color=palette[1])
+    right.set_xlabel("parameters (millions)")
+    left.set_yticks(list(y), costs.name)
+    left.invert_yaxis()
+    for ax, column, unit in ((left, "macs", 1e9), (right, "params", 1e6)):
+        for i, value in enumerate(costs[column] / unit):
+            ax.annotate(f"{value:.2f}", (value, i), xytext=(7, 0), textcoords="offset points", va="center",
+                        fontsize="small")  # fmt: skip
+        ax.margins(x=0.15)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A block drawn from its modules (chapter 3)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def describe(module: nn.Module | None) -> str:
+    """A one-line description of a block's module, read from its attributes."""
+    if module is None:
+        return "no shortcut"
+    if isinstance(module, nn.Conv2d):
+        k = module.kernel_size[0]
+        stride = f", stride {module.stride[0]}" if module.stride[0] > 1 else ""
+        return f"{k}x{k} conv, {module.in_channels}→{module.out_channels}{stride}"
+    if isinstance(module, nn.BatchNorm2d):
+        return f"batch norm ({module.num_features})"
+    if isinstance(module, nn.ReLU):
+        return "ReLU"
+    if isinstance(module, nn.Identity):
+        return "identity"
+    if isinstance(module, ZeroPadShortcut):
+        return f"subsample /{module.stride},\nzero-pad +{module.extra_channels} channels"
+    if isinstance(module, ProjectionShortcut):
+        return "\n+ ".join(describe(m).replace(", stride", ",\nstride") for m in module)
+    return type(module).__name__
+
+
+def block_path(block: nn.Module) -> tuple[list[tuple[str, nn.Module]], nn.Module | None, list]:
+    """The block's main path before the addition, its shortcut, and what follows the addition."""
+    children = list(block.named_children())
+    names = [name for name, _ in children]
+    split = names.index("shortcut") if "shortcut" in names else len(children) - 1
+    before = [(n, m) for n, m in children[:split] if n != "shortcut"]
+    after = [(n, m) for n, m in children[split:] if n != "shortcut"]
+    return before, getattr(block, "shortcut", None), after
+
+
+def output_shape(block: nn.Module, input_shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """The block's output shape for one input of ``input_shape``, run on a copy on the meta device."""
+    with torch.no_grad():
+        shapes_only = copy.deepcopy(block).to("meta")
+        return tuple(shapes_only(torch.empty(1, *input_shape, device="meta")).shape[1:])
+
+
+def _box(ax, x, y, text, color, width=0.54, height=0.075) -> None:
+    ax.add_patch(
+        FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.008",
+                       facecolor=color, edgecolor="0.3", linewidth=0.8)
+    )  # fmt: skip
+    ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
+
+
+def _arrow(ax, start, end) -> None:
+    ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "0.3", "linewidth": 0.9})
+
+
+BOX_COLORS = {nn.Conv2d: "#cfe2f3", nn.BatchNorm2d: "#fff2cc", nn.ReLU: "#d9ead3"}
+SHORTCUT_COLOR = "#f4cccc"
+
+
+def draw_block(ax, block: nn.Module, input_shape: tuple[int, int, int], title: str) -> None:
+    """Boxes for the block's modules in order; the shortcut beside them, joining at the addition."""
+    before, shortcut, after = block_path(block)
+    steps = [module for _, module in before] + (["+"] if shortcut is not None else [])
+    steps += [module for _, module in after]
+    ys = [0.86 - i * (0.74 / max(len(steps) - 1, 1)) for i in range(len(steps))]
+    x_main, x_side, top = 0.28, 0.78, 0.95
+    ax.text(x_main, 0.97, "x: {}×{}×{}".format(*input_shape), ha="center", va="center", fontsize=8)
+    previous = (x_main, top)
+    for y, step in zip(ys, steps, strict=True):
+        if step == "+":  # the addition: the shortcut joins here, before the last ReLU
+            ax.add_patch(Circle((x_main, y), 0.03, facecolor="white", edgecolor="0.3"))
+            ax.text(x_main, y, "+", ha="center", va="center", fontsize=11)
+            _arrow(ax, previous, (x_main, y + 0.03))
+            y_side = (top + y) / 2
+            text = f"{describe(shortcut)}\n{count_params(shortcut):,} params"
+            _box(ax, x_side, y_side, text, SHORTCUT_COLOR, width=0.42, height=0.15)
+            # the shortcut leaves the input to the right, runs down beside the layers, and re-enters at "+"
+            ax.plot([x_main, x_side, x_side], [top, top, y_side + 0.08], color="0.3", linewidth=0.9)
+            ax.plot([x_side, x_side], [y_side - 0.08, y], color="0.3", linewidth=0.9)
+            _arrow(ax, (x_side, y), (x_main + 0.03, y))
+            previous = (x_main, y - 0.03)
+            continue
+        _box(ax, x_main, y, describe(step), BOX_COLORS.get(type(step), "white"))
+        _arrow(ax, previous, (x_main, y + 0.04))
+        previous = (x_main, y - 0.04)
+    ax.text(x_main, 0.05, "out: {}×{}×{}".format(*output_shape(block, input_shape)), ha="center", va="center",
+            fontsize=8)  # fmt: skip
+    _arrow(ax, previous, (x_main, 0.075))
+    ax.set_title(f"{title}\n{count_params(block):,} parameters in the block", fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+
+
+SHORTCUT_TITLES = {None: "plain (no shortcut)", "A": "option A", "B": "option B", "C": "option C"}
+
+
+def shortcut_options_figure(in_channels: int = 16, out_channels: int = 32, size: int = 32) -> Figure:
+    """The CIFAR basic block as plain and with options A/B/C, built from the package's own modules.
+
+    Top row: the first block of a stage, where the shape changes (more channels, stride 2).
+    Bottom row: any other block, where it does not.
+    """
+    options = list(SHORTCUT_TITLES)
+    fig, axes = plt.subplots(2, len(options), figsize=(3.3 * len(options), 10))
+    rows = (
+        (in_channels, out_channels, 2, f"shape changes: {in_channels}→{out_channels} channels, /2"),
+        (out_channels, out_channels, 1, f"shape kept: {out_channels}→{out_channels} channels"),
+    )
+    for row, (c_in, c_out, stride, what) in zip(axes, rows, strict=True):
+        shape = (c_in, size, size)
+        for ax, option in zip(row, options, strict=True):
+            block = BasicBlock(c_in, c_out, stride, option)
+            draw_block(ax, block, shape, f"{SHORTCUT_TITLES[option]}\n{what}")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the notebooks call: pick the runs, draw, and say what is shown
+# ---------------------------------------------------------------------------------------------------------
+
+
+def show_figure1(runs: pd.DataFrame, histories: pd.DataFrame) -> claims.Selection:
+    """Draw Figure 1 when its runs exist (the captioned cell shows only the figure; see figure_notes)."""
+    selection = claims.select_figure(runs, "fig1")
+    if not selection.empty:
+        show(figure1(claims.rows_of(histories, selection)))
+    return selection
+
+
+FIGURE6_PANELS = {"fig6_plain": "plain nets", "fig6_resnet": "ResNets", "fig6_1202": "ResNet-110 vs 1202"}
+
+
+def _has_1202(selection: claims.Selection) -> bool:
+    return any(arch == "resnet1202" for arch, _ in selection.present)
+
+
+def show_figure6(runs: pd.DataFrame, histories: pd.DataFrame) -> dict[str, claims.Selection]:
+    """Draw Figure 6's panels that have runs (the right one only when ResNet-1202 was trained)."""
+    selections = {figure: claims.select_figure(runs, figure) for figure in FIGURE6_PANELS}
+    shown = {
+        figure: selection
+        for figure, selection in selections.items()
+        if not selection.empty and (figure != "fig6_1202" or _has_1202(selection))
+    }
+    if shown:
+        panels = {FIGURE6_PANELS[f]: claims.rows_of(histories, s) for f, s in shown.items()}
+        show(curves_figure(panels))
+    return selections
+
+
+def show_figure7(runs: pd.DataFrame, layer_std: pd.DataFrame) -> claims.Selection:
+    """Draw Figure 7 when the runs have layer responses."""
+    selection = claims.select_figure(runs, "fig7")
+    rows = claims.rows_of(layer_std, selection)
+    if not rows.empty:
+        show(figure7(rows))
+    return selection
+
+
+def figure_notes(selections: dict[str, claims.Selection]) -> str:
+    """Markdown beside a figure: for each part, which budget and data it shows, or the command to make it."""
+    notes = []
+    for figure, selection in selections.items():
+        if figure == "fig6_1202" and not _has_1202(selection):
+            continue  # the optional right panel: not mentioned until ResNet-1202 is trained
+        prefix = f"*{claims.sentence_case(FIGURE6_PANELS[figure])}:* " if figure in FIGURE6_PANELS else ""
+        notes.append(prefix + claims.provenance_note(selection, figure))
+    return "\n\n".join(notes)
+
+
+def markdown_table(table: pd.DataFrame, formats: dict | None = None) -> str:
+    """A pipe table for Markdown (so code and bold in cells render), numbers formatted per column."""
+    formats = formats or {}
+
+    def cell(column, value) -> str:
+        if not isinstance(value, str) and pd.isna(value):
+            return "–"
+        text = formats[column].format(value) if column in formats else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def show_table(table: pd.DataFrame, formats: dict | None = None) -> None:
+    show_markdown(markdown_table(table, formats))
+
+
+def show_side_by_side(tables: dict[str, str]) -> None:
+    """HTML tables (e.g. ``DataFrame.to_html()``) next to each other, each under its title."""
+    from IPython.display import HTML, display
+
+    columns = "".join(f"<div><p><b>{title}</b></p>{html}</div>" for title, html in tables.items())
+    display(
+        HTML(f'<div style="display:flex;flex-wrap:wrap;gap:2.5em;align-items:flex-start">{columns}</div>')
+    )
+
+
+def table6_figure(table: pd.DataFrame) -> Figure:
+    """Test error against depth: the paper's Table 6 (markers) and ours (mean, bars = std over seeds)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    x = range(len(table))
+    ax.plot(x, table["paper error (%)"], "D", color="black", label="the paper's")
+    ours = table["our error (%)"]
+    if ours.notna().any():
+        ax.errorbar(x, ours, yerr=table["our std"].fillna(0), fmt="o-", color=sns.color_palette("crest")[3],
+                    capsize=4, label="ours (final error)")  # fmt: skip
+    ax.set_xticks(list(x), table.net)
+    ax.set_ylabel("test error (%)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,366 @@
+"""The book's computed statements (resnet_repro.claims) on small hand-made result frames.
+
+The frames have exactly the columns of resnet_repro.results' readers; their numbers are made up for
+the test and never leave it. test_plots.py and test_explorer.py build their frames with the helpers here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resnet_repro import claims
+from resnet_repro.config import RunConfig
+from resnet_repro.models import parse_arch
+from resnet_repro.paper import paper_value
+from resnet_repro.results import (
+    HISTORY_COLUMNS,
+    LAYER_STD_COLUMNS,
+    RUN_COLUMNS,
+    RUN_KEYS,
+    load_histories,
+    load_layer_std,
+    load_runs,
+)
+
+ITERATIONS = {"smoke": 10, "quick": 8000, "full": 64000}
+
+
+def run_row(arch, shortcut="A", test=10.0, train=5.0, seed=0, budget="full", dataset="cifar10-official"):
+    family, depth = parse_arch(arch)
+    shortcut = claims.PLAIN if family == "plain" else shortcut
+    name = f"{arch}-{shortcut}-seed{seed}" if family == "resnet" else f"{arch}-seed{seed}"
+    return {
+        "experiment": budget,
+        "run": name,
+        "arch": arch,
+        "family": family,
+        "depth": depth,
+        "shortcut": shortcut,
+        "seed": seed,
+        "budget": budget,
+        "iterations": ITERATIONS.get(budget, 1000),
+        "dataset": dataset,
+        "device_name": "test device",
+        "final_test_error": test,
+        "final_train_error": train,
+        "params": 1000 * depth,
+        "wall_time_s": 60.0,
+        "path": f"/nonexistent/{budget}/{name}",
+    }
+
+
+def toy_runs(*rows: dict) -> pd.DataFrame:
+    return pd.DataFrame.from_records(list(rows), columns=RUN_COLUMNS)
+
+
+def toy_histories(runs: pd.DataFrame, points: int = 4) -> pd.DataFrame:
+    """Curves falling linearly from 90% to each run's final errors."""
+    frames = []
+    for run in runs.itertuples():
+        iterations = np.linspace(run.iterations / points, run.iterations, points).astype(int)
+        keys = {key: getattr(run, key) for key in RUN_KEYS}
+        frames.append(
+            pd.DataFrame(
+                {
+                    **keys,
+                    "iteration": iterations,
+                    "lr": 0.1,
+                    "train_loss": 1.0,
+                    "train_error": np.linspace(90, run.final_train_error, points),
+                    "test_error": np.linspace(90, run.final_test_error, points),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)[RUN_KEYS + HISTORY_COLUMNS]
+
+
+def toy_layer_std(runs: pd.DataFrame, level: dict[str, float]) -> pd.DataFrame:
+    """Each 3x3 layer of a net (depth - 1 of them) responds with std = level[arch] plus a small wiggle."""
+    frames = []
+    for run in runs.itertuples():
+        layers = np.arange(1, run.depth)
+        keys = {key: getattr(run, key) for key in RUN_KEYS}
+        std = level[run.arch] + 0.01 * np.sin(layers)
+        frames.append(pd.DataFrame({**keys, "layer": layers, "name": [f"l{i}" for i in layers], "std": std}))
+    return pd.concat(frames, ignore_index=True)[RUN_KEYS + LAYER_STD_COLUMNS]
+
+
+EMPTY_RUNS = toy_runs()
+EMPTY_LAYER_STD = pd.DataFrame(columns=RUN_KEYS + LAYER_STD_COLUMNS)
+
+
+# ---- choosing runs -----------------------------------------------------------------------------
+
+
+def test_select_runs_takes_the_longest_budget_and_says_what_is_missing_or_left_out():
+    runs = toy_runs(
+        run_row("plain20", budget="quick"),
+        run_row("plain56", budget="quick"),
+        run_row("plain20", budget="full"),
+        run_row("plain20", budget="smoke"),
+    )
+    selection = claims.select_figure(runs, "fig1")
+    assert selection.budget == "full" and selection.iterations == ITERATIONS["full"]
+    assert list(selection.runs.arch) == ["plain20"]
+    assert selection.missing == (("plain56", "-"),)
+    assert selection.other_budgets == ("quick", "smoke")
+    note = claims.provenance_note(selection, "fig1")
+    assert "budget **full**" in note and "plain-56" in note and "reproduce fig1 --budget full" in note
+
+
+def test_a_non_standard_length_ranks_by_iterations_and_reproduces_with_its_flags():
+    long_quick = run_row("plain20", budget="quick-20000it") | {"iterations": 20000}
+    runs = toy_runs(run_row("plain20", budget="quick"), long_quick)
+    selection = claims.select_runs(runs, [claims.net("plain20")])
+    assert selection.budget == "quick-20000it"
+    assert claims.budget_flags(selection.budget) == "--budget quick --iterations 20000"
+    assert claims.is_smoke("smoke-120it") and not claims.is_smoke("quick")
+
+
+def test_select_runs_prefers_the_dataset_covering_more_nets_then_the_official_one():
+    runs = toy_runs(
+        run_row("plain20", dataset="cifar10-jpeg"),
+        run_row("plain56", dataset="cifar10-jpeg"),
+        run_row("plain20", dataset="cifar10-official"),
+    )
+    assert claims.select_figure(runs, "fig1").dataset == "cifar10-jpeg"
+    tie = toy_runs(
+        run_row("plain20", dataset="cifar10-jpeg"), run_row("plain20", seed=1, dataset="cifar10-official")
+    )
+    assert claims.select_figure(tie, "fig1").dataset == "cifar10-official"
+
+
+def test_rows_of_keeps_only_the_selected_budget_of_a_run_name_shared_across_budgets():
+    runs = toy_runs(
+        run_row("plain20", budget="quick", test=30.0), run_row("plain20", budget="full", test=8.0)
+    )
+    histories = toy_histories(runs)
+    rows = claims.rows_of(histories, claims.select_figure(runs, "fig1"))
+    assert set(rows.budget) == {"full"} and rows.test_error.iloc[-1] == 8.0
+
+
+def test_empty_results_folder_gives_empty_selections_and_no_run_verdicts(tmp_path):
+    runs, layer_std = load_runs(tmp_path / "absent"), load_layer_std(tmp_path / "absent")
+    assert claims.select_figure(runs, "fig6_plain").empty
+    assert claims.rows_of(load_histories(tmp_path / "absent"), claims.select_figure(runs, "fig1")).empty
+    status = claims.claims_status(runs, layer_std)
+    trained = status[status.runs != "counted, no training"]
+    assert set(trained["holds?"]) == {claims.NO_RUN}
+    assert all("python -m resnet_repro reproduce" in note for note in trained.runs)
+    assert "No run yet" in claims.missing_note("fig1")
+
+
+def test_net_results_averages_seeds_and_keeps_the_figure_order():
+    runs = toy_runs(
+        run_row("resnet56", test=7.0, seed=0),
+        run_row("resnet56", test=9.0, seed=1),
+        run_row("resnet20", test=9.0),
+    )
+    table = claims.net_results(claims.select_figure(runs, "fig6_resnet"))
+    assert list(table.label) == ["ResNet-20", "ResNet-56"]
+    row = table.set_index("label").loc["ResNet-56"]
+    assert row.seeds == 2 and row.test_mean == 8.0 and row.test_std == pytest.approx(np.std([7, 9], ddof=1))
+    assert np.isnan(table.set_index("label").loc["ResNet-20"].test_std)
+
+
+def test_notes_name_the_lossy_data_and_a_held_out_split():
+    assert "lossy JPEG" in claims.dataset_note("cifar10-jpeg")
+    assert claims.is_lossy("cifar10-jpeg-val5000") and not claims.is_lossy("cifar10-official")
+    assert "5,000 held-out training images" in claims.dataset_note("cifar10-official-val5000")
+    assert "my_folder" in claims.dataset_note("my_folder")
+
+
+# ---- verdicts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("deep_train", "deep_test", "verdict"),
+    [(8.0, 12.0, claims.HOLDS), (3.0, 8.0, claims.FAILS), (8.0, 8.0, claims.PARTLY)],
+)
+def test_degradation_compares_plain56_with_plain20(deep_train, deep_test, verdict):
+    runs = toy_runs(
+        run_row("plain20", train=5.0, test=9.0), run_row("plain56", train=deep_train, test=deep_test)
+    )
+    check = claims.check_degradation(runs)
+    assert check.status == verdict
+    assert "5.00%" in check.ours and f"{deep_test:.2f}%" in check.ours
+
+
+def test_smoke_runs_are_too_short_to_judge():
+    runs = toy_runs(run_row("plain20", budget="smoke"), run_row("plain56", budget="smoke", train=50.0))
+    assert claims.check_degradation(runs).status == claims.TOO_SHORT
+    assert "too short to judge" in claims.degradation_summary(runs)
+
+
+def test_residual_beats_plain_and_deeper_resnets_are_better():
+    runs = toy_runs(
+        run_row("plain56", train=8.0, test=12.0),
+        run_row("resnet20", train=3.0, test=8.5),
+        run_row("resnet56", train=1.0, test=7.0),
+    )
+    assert claims.check_residual_beats_plain(runs).status == claims.HOLDS
+    depth = claims.check_resnet_depth(runs)
+    assert depth.status == claims.HOLDS
+    assert depth.paper == f"ResNet-20 {paper_value('test_error', 'ResNet-20'):.2f}%, " + (
+        f"ResNet-56 {paper_value('test_error', 'ResNet-56'):.2f}%"
+    )
+
+
+def test_depth_summary_says_whether_error_rises_with_depth():
+    runs = toy_runs(*(run_row(f"plain{d}", train=t) for d, t in ((20, 5.0), (32, 6.0), (44, 7.0), (56, 8.0))))
+    text = claims.degradation_summary(runs)
+    assert "plain-20 5.00%, plain-32 6.00%" in text and "here it rises: the claim **holds**" in text
+    ordered, trend = claims.depth_trend(claims.select_figure(runs, "fig6_plain"))
+    assert trend == "rises" and len(ordered) == 4
+
+
+def test_resnet110_is_compared_with_the_papers_spread_only_at_the_full_budget():
+    mean, std = paper_value("test_error_mean", "ResNet-110"), paper_value("test_error_std", "ResNet-110")
+    limit = mean + claims.SPREAD_MULTIPLE * std
+    assert (
+        claims.check_resnet110_error(toy_runs(run_row("resnet110", test=limit - 0.01))).status == claims.HOLDS
+    )
+    assert (
+        claims.check_resnet110_error(toy_runs(run_row("resnet110", test=limit + 0.01))).status == claims.FAILS
+    )
+    quick = claims.check_resnet110_error(toy_runs(run_row("resnet110", test=mean, budget="quick")))
+    assert quick.status.startswith(claims.NOT_COMPARABLE)
+
+
+def test_the_shortcut_criterion_holds_on_the_papers_own_table3():
+    paper = claims.paper_table3().set_index("model")["top-1 error (%)"]
+    options = {o: paper[f"ResNet-34 {o}"] for o in "ABC"}
+    assert claims.shortcut_gap_small(paper["plain-34"], options)
+    assert not claims.shortcut_gap_small(10.0, {"A": 9.0, "B": 7.0, "C": 8.5})
+
+
+def test_check_shortcuts_uses_the_deepest_complete_set():
+    runs = toy_runs(
+        run_row("plain56", test=12.0),
+        *(run_row("resnet56", shortcut=o, test=t) for o, t in zip("ABC", (7.2, 7.0, 6.9), strict=True)),
+        run_row("plain20", test=9.0),
+    )
+    check = claims.check_shortcuts(runs)
+    assert check.status == claims.HOLDS and "ResNet-56" in check.ours and "plain 12.00%" in check.ours
+    assert claims.check_shortcuts(toy_runs(run_row("resnet56", shortcut="B"))).status == claims.NO_RUN
+
+
+def test_shortcut_table_reports_mean_and_std_over_seeds():
+    runs = toy_runs(
+        run_row("resnet20", shortcut="B", test=8.0), run_row("resnet20", shortcut="B", test=9.0, seed=1)
+    )
+    table = claims.shortcut_table(runs)
+    assert list(table.net) == ["ResNet-20 B"] and table.seeds.iloc[0] == 2
+    assert table["test error (%)"].iloc[0] == f"8.50 ± {np.std([8, 9], ddof=1):.2f}%"
+
+
+def test_layer_responses_checked_pairwise():
+    runs = toy_runs(*(run_row(a) for a in ("plain20", "plain56", "resnet20", "resnet56", "resnet110")))
+    smaller_in_resnets = {"plain20": 1.0, "plain56": 1.2, "resnet20": 0.8, "resnet56": 0.6, "resnet110": 0.5}
+    check = claims.check_responses(runs, toy_layer_std(runs, smaller_in_resnets))
+    assert check.status == claims.HOLDS and "ResNet-110" in check.ours
+    deeper_is_larger = smaller_in_resnets | {"resnet110": 0.9}
+    assert claims.check_responses(runs, toy_layer_std(runs, deeper_is_larger)).status == claims.PARTLY
+    assert claims.check_responses(runs, EMPTY_LAYER_STD).status == claims.NO_RUN
+
+
+def test_claims_status_has_one_row_per_claim_with_the_papers_numbers():
+    status = claims.claims_status(EMPTY_RUNS, EMPTY_LAYER_STD)
+    assert list(status.columns) == [
+        "claim",
+        "paper's figure/table",
+        "paper's number",
+        "ours",
+        "holds?",
+        "runs",
+    ]
+    assert len(status) == 8
+    assert f"{paper_value('test_error', 'ResNet-110'):.2f}%" in " ".join(status["paper's number"])
+    counted = status[status.runs == "counted, no training"]
+    assert set(counted["holds?"]) == {claims.HOLDS}  # our counts agree with the paper's Figure 3 / 4.1
+
+
+# ---- tables and costs ----------------------------------------------------------------------------
+
+
+def test_table6_puts_counted_parameters_and_our_errors_beside_the_papers():
+    runs = toy_runs(run_row("resnet20", test=8.0), run_row("resnet20", test=9.0, seed=1))
+    table = claims.table6(runs).set_index("net")
+    assert table.loc["ResNet-20", "paper error (%)"] == paper_value("test_error", "ResNet-20")
+    assert table.loc["ResNet-20", "our error (%)"] == 8.5 and table.loc["ResNet-20", "seeds"] == 2
+    assert table.loc["ResNet-56", "seeds"] == 0 and np.isnan(table.loc["ResNet-56", "our error (%)"])
+    assert table.loc["ResNet-110", "our params (M)"] == pytest.approx(
+        paper_value("params", "ResNet-110") / 1e6, abs=0.05
+    )
+
+
+def test_cost_rows_use_each_builders_default_option_and_refuse_unknown_names():
+    assert claims.cost_row("ResNet-56").shortcut == "A" and claims.cost_row("ResNet-56").input_shape[1] == 32
+    assert claims.cost_row("ResNet-50").shortcut == "B" and claims.cost_row("ResNet-50").input_shape[1] == 224
+    assert claims.cost_row("ResNet-34 C").shortcut == "C" and claims.cost_row("plain-34").shortcut is None
+    with pytest.raises(ValueError, match="unknown net"):
+        claims.cost_row("ResNet 34")
+
+
+def test_costs_carry_the_papers_values_where_it_states_them():
+    costs = claims.costs_of(["ResNet-20", "plain-20", "VGG-19"]).set_index("name")
+    assert costs.loc["ResNet-20", "paper_params"] == paper_value("params", "ResNet-20")
+    assert np.isnan(costs.loc["plain-20", "paper_params"])
+    assert costs.loc["VGG-19", "paper_macs"] == paper_value("macs", "VGG-19")
+    assert costs.loc["ResNet-20", "macs"] == costs.loc["plain-20", "macs"]  # option A adds no work
+
+
+def test_ratios_and_the_five_times_check_on_a_toy_table():
+    costs = pd.DataFrame({"name": ["VGG-19", "ResNet-34 B"], "params": [660, 100], "macs": [540, 100]})
+    ratios = claims.vgg_resnet_ratios(costs)
+    assert ratios.params_ratio == 6.6 and ratios.macs_ratio == 5.4 and ratios.macs_fraction == 1 / 5.4
+    assert claims.check_times_fewer(ratios.params_ratio, claimed=5) == claims.FAILS
+    assert claims.check_times_fewer(ratios.macs_ratio, claimed=5) == claims.HOLDS
+
+
+def test_shortcut_parameters_counted_per_option():
+    table = claims.shortcut_param_table(["ResNet-20"]).set_index("net")["added over plain"]
+    assert table["ResNet-20 A"] == 0 and 0 < table["ResNet-20 B"] < table["ResNet-20 C"]
+
+
+# ---- provenance ----------------------------------------------------------------------------------
+
+
+def test_train_command_repeats_the_non_default_settings():
+    config = RunConfig(
+        arch="resnet56", shortcut="B", budget="quick", iterations=2000, seed=3, data="x.tar.gz"
+    )
+    command = claims.train_command(config.to_dict())
+    assert command.startswith(
+        "python -m resnet_repro train --arch resnet56 --shortcut B --budget quick --seed 3"
+    )
+    assert "--iterations 2000" in command and "--data x.tar.gz" in command and "--device" not in command
+    assert "--shortcut" not in claims.train_command(RunConfig(arch="plain20").to_dict())
+
+
+def test_provenance_table_reads_each_runs_record(tmp_path):
+    folder = tmp_path / "full" / "plain20-seed0"
+    folder.mkdir(parents=True)
+    record = {
+        "config": RunConfig(arch="plain20", budget="full").to_dict(),
+        "speed": {"amp": True, "compile": "default"},
+        "provenance": {
+            "git_commit": "0123456789abcdef",
+            "git_dirty": False,
+            "torch": "2.x",
+            "dataset": {"name": "cifar10-jpeg", "sha256": "45b041e867f5a40f", "lossy": True},
+        },
+    }
+    (folder / "run.json").write_text(json.dumps(record))
+    runs = toy_runs(run_row("plain20", dataset="cifar10-jpeg") | {"path": str(folder)})
+    row = claims.provenance_table(runs).iloc[0]
+    assert row.command == "python -m resnet_repro train --arch plain20 --budget full --seed 0"
+    assert (
+        row.commit == "0123456789" and row.dataset == "cifar10-jpeg (lossy)" and row["wall time (min)"] == 1.0
+    )
+    deviations = " ".join(claims.recorded_deviations(runs))
+    assert "lossy JPEG" in deviations and "bf16" in deviations and "torch.compile" in deviations
