@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the book: executes every chapter with papermill, then renders the HTML with Jupyter Book.
+#
+#   bash ci/build_book.sh              # budget "results": draw every figure from data/results, train nothing
+#   bash ci/build_book.sh smoke        # train the tiny smoke runs first (or BUDGET=smoke), then build
+#   DATA=../shared/data/cifar10-jpeg.tar.gz RESULTS_DIR=/tmp/r bash ci/build_book.sh smoke
+#
+# Environment: BUDGET (results|smoke|quick|full), DEVICE (auto|cpu|cuda), DATA and RESULTS_DIR (the
+# notebooks' papermill parameters; unset = the notebooks' defaults), BOOK_ROOT (a copy of the book to
+# build instead of this checkout, as the tests do). Chapters are executed in place: the checkout's
+# notebooks get outputs (`python ci/run_notebooks.py --clear` strips them again).
+# Warnings fail the build (-W): a missing figure or a broken cross-reference is an error, not a log line.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "${BOOK_ROOT:-$repo}" && pwd)"
+budget="${1:-${BUDGET:-results}}"
+started=$SECONDS
+
+echo "== environment"
+bash "$repo/ci/setup.sh"  # installs the requirements (with ci/constraints.txt) only when missing
+
+echo "== vendoring the pages' JavaScript (widgets, MathJax)"
+bash "$repo/ci/vendor_js.sh" "$root/book/_widgets"
+
+echo "== executing the chapters at budget '$budget'"
+run_args=(--root "$root" --budget "$budget" --device "${DEVICE:-auto}")
+[ -n "${DATA:-}" ] && run_args+=(--data "$DATA")
+[ -n "${RESULTS_DIR:-}" ] && run_args+=(--results-dir "$RESULTS_DIR")
+python3 "$repo/ci/run_notebooks.py" "${run_args[@]}"
+
+echo "== building the HTML"
+# --all: re-read every page, so a warning from an unchanged page still fails this build
+jupyter-book build "$root" --all --warningiserror --nitpick --keep-going
+
+echo "== done in $((SECONDS - started)) s: open $root/_build/html/index.html"
+echo "   check it in a browser: python3 ci/browser_check.py --root $root"

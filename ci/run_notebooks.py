@@ -1,0 +1,189 @@
+"""Execute every chapter of the book with papermill, in place, at one budget.
+
+    python ci/run_notebooks.py                  # budget "results": draw from data/results, train nothing
+    python ci/run_notebooks.py --budget smoke --data ../shared/data/cifar10-jpeg.tar.gz
+    python ci/run_notebooks.py --budget full --device cuda --log-output   # the GPU job
+    python ci/run_notebooks.py --clear                # back to committed form: no outputs, no injected cell
+
+The chapters are the notebooks `_toc.yml` lists, executed in that order with cwd = their folder (book/),
+so relative paths in them mean the same as in Colab and Binder. Each gets the four papermill parameters
+budget, device, data and results_dir. The injected-parameters cell is tagged `remove-cell` so the book
+hides it. Every chapter runs even when one fails; the exit status is 1 when any cell raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+from book_toc import REPO_ROOT, toc_notebooks
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+BUDGETS = ("results", "smoke", "quick", "full")
+KERNEL = "python3"
+INJECTED_TAG = "injected-parameters"  # papermill's tag on the cell it adds
+ERROR_MARKER_TAG = "papermill-error-cell-tag"  # papermill's tag on the "An Exception was encountered" cells
+HIDE_TAG = "remove-cell"  # myst-nb leaves cells with this tag out of the page
+
+
+def ensure_kernel(name: str = KERNEL) -> None:
+    """Register this interpreter as kernel `name` when no such kernelspec exists (papermill needs one)."""
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        print(f"registering kernel {name!r} for {sys.executable}")
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", name], check=True)
+        return
+    if Path(spec.argv[0]).name.startswith("python") and Path(spec.argv[0]) != Path(sys.executable):
+        print(f"note: kernel {name!r} runs {spec.argv[0]}, not {sys.executable}")
+
+
+def warm_matplotlib() -> None:
+    """Build matplotlib's font cache now, so 'building the font cache' never lands in a chapter's stderr."""
+    import matplotlib.font_manager  # noqa: F401  (the import builds the cache)
+
+
+def absolute(path: str | None) -> str | None:
+    """Command-line paths mean the caller's cwd; the notebooks run in book/, so pass them absolute."""
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def hide_injected_cell(notebook: Path) -> None:
+    """Tag papermill's injected-parameters cell `remove-cell` so the book does not show it."""
+    nb = nbformat.read(notebook, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if INJECTED_TAG in tags and HIDE_TAG not in tags:
+            tags.append(HIDE_TAG)
+            changed = True
+    if changed:
+        nbformat.write(nb, notebook)
+
+
+def clear_notebook(notebook: Path) -> None:
+    """Undo an execution: drop outputs, execution counts, injected and error-marker cells, run metadata."""
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells = [
+        cell for cell in nb.cells if not {INJECTED_TAG, ERROR_MARKER_TAG} & set(cell.metadata.get("tags", []))
+    ]
+    for cell in nb.cells:
+        for key in ("papermill", "execution"):
+            cell.metadata.pop(key, None)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    for key in ("papermill", "widgets"):
+        nb.metadata.pop(key, None)
+    nbformat.write(nb, notebook)
+
+
+def execute(
+    notebook: Path, parameters: dict, progress_bar: bool, log_output: bool, timeout: int | None
+) -> str:
+    """Run one chapter in place; return "" on success, else a one-line description of what failed."""
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(notebook),
+            parameters=parameters,
+            kernel_name=KERNEL,
+            cwd=str(notebook.parent),
+            progress_bar=progress_bar,
+            log_output=log_output,
+            execution_timeout=timeout,
+        )
+    except papermill.PapermillExecutionError as error:
+        return f"cell {error.cell_index} (In [{error.exec_count}]) raised {error.ename}: {error.evalue}"
+    except Exception as error:  # a kernel that died or never started: still a failed chapter
+        return f"{type(error).__name__}: {error}"
+    finally:
+        if notebook.exists():
+            hide_injected_cell(notebook)
+    return ""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--budget", choices=BUDGETS, default="results", help="papermill parameter `budget`")
+    parser.add_argument(
+        "--device", default="auto", help='papermill parameter `device`: "auto", "cpu", "cuda"'
+    )
+    parser.add_argument(
+        "--data", default=None, help="papermill parameter `data` (default None: official download)"
+    )
+    parser.add_argument(
+        "--results-dir", default=None, help="papermill parameter `results_dir` (default: the notebooks' own)"
+    )
+    parser.add_argument(
+        "--root", type=Path, default=REPO_ROOT, help="book root holding _toc.yml (default: repo)"
+    )
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="run only chapters whose file name contains these"
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=None, help="seconds one cell may run (default: no limit)"
+    )
+    parser.add_argument("--log-output", action="store_true", help="stream the cells' output to this terminal")
+    parser.add_argument(
+        "--clear", action="store_true", help="strip outputs and injected cells; execute nothing"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    notebooks = toc_notebooks(args.root)
+    if args.only:
+        notebooks = [nb for nb in notebooks if any(part in nb.name for part in args.only)]
+        if not notebooks:
+            print(f"no chapter matches {args.only}", file=sys.stderr)
+            return 2
+    if args.clear:
+        for notebook in notebooks:
+            clear_notebook(notebook)
+            print(f"cleared {notebook}")
+        return 0
+
+    parameters = {"budget": args.budget, "device": args.device, "data": absolute(args.data)}
+    if args.results_dir is not None:
+        parameters["results_dir"] = absolute(args.results_dir)
+    if args.log_output:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ensure_kernel()
+    warm_matplotlib()
+
+    print(f"executing {len(notebooks)} chapters with {parameters}")
+    failures, started = {}, time.perf_counter()
+    for index, notebook in enumerate(notebooks, 1):
+        name = notebook.relative_to(args.root)
+        print(f"[{index}/{len(notebooks)}] {name} ...", flush=True)
+        chapter_started = time.perf_counter()
+        problem = execute(notebook, parameters, sys.stderr.isatty(), args.log_output, args.timeout)
+        seconds = time.perf_counter() - chapter_started
+        if problem:
+            failures[name] = problem
+            print(f"[{index}/{len(notebooks)}] {name} FAILED after {seconds:.1f} s: {problem}", flush=True)
+        else:
+            print(f"[{index}/{len(notebooks)}] {name} ok in {seconds:.1f} s", flush=True)
+
+    total = time.perf_counter() - started
+    if failures:
+        print(f"\n{len(failures)} of {len(notebooks)} chapters failed ({total:.0f} s); each keeps its error:")
+        for name, problem in failures.items():
+            print(f"  {name}: {problem}")
+        return 1
+    print(f"all {len(notebooks)} chapters executed at budget {args.budget!r} in {total:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
