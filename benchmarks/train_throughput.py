@@ -10,6 +10,7 @@ each counts, so a busy machine does not favour either), on the same images.
 
     python benchmarks/train_throughput.py --device cpu --arch resnet20 --steps 10
     python benchmarks/train_throughput.py --device cuda --arch resnet56 --steps 300
+    python benchmarks/train_throughput.py --device cuda --arch resnet56 --compile off,default,reduce-overhead
 
 Images are random uint8 pixels of CIFAR-10's shape (50,000 training images) unless --data gives a real
 source: throughput does not depend on what the pixels show.
@@ -153,7 +154,13 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=50_000, help="random training images (without --data)")
     for option in ("channels_last", "amp", "data_on_device", "fused_optimizer", "cudnn_benchmark"):
         parser.add_argument(f"--{option.replace('_', '-')}", choices=SWITCH, default="auto", help="ours")
-    parser.add_argument("--compile", choices=COMPILE_MODES, default="auto", help="ours (auto: as a full run)")
+    parser.add_argument(
+        "--compile",
+        type=_compile_modes,
+        default=("auto",),
+        metavar="MODE[,MODE...]",
+        help=f"ours, one variant per mode, from {', '.join(COMPILE_MODES)} (default auto: as a full run)",
+    )
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -161,9 +168,10 @@ def main(argv=None) -> None:
     steps = args.steps or (300 if cuda else 10)
     warmup = args.warmup if args.warmup is not None else (50 if cuda else 3)
     speed_fields = ("channels_last", "amp", "compile", "data_on_device", "fused_optimizer", "cudnn_benchmark")
-    config = RunConfig(
-        arch=args.arch, device=args.device, **{name: getattr(args, name) for name in speed_fields}
-    )
+    options = {name: getattr(args, name) for name in speed_fields if name != "compile"}
+    configs = {
+        mode: RunConfig(arch=args.arch, device=args.device, compile=mode, **options) for mode in args.compile
+    }
     data = load_cifar10(args.data, progress=False) if args.data else synthetic_data(args.images)
 
     print(
@@ -171,25 +179,47 @@ def main(argv=None) -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"{warmup} warm-up steps, then {args.rounds} rounds of {steps} timed steps each, alternating"
     )
-    baseline = baseline_step(config, data, device, args.workers)
-    loop = our_step(config, data, device)
+    steps_of = {"baseline": baseline_step(configs[args.compile[0]], data, device, args.workers)}
+    labels = {"baseline": f"DataLoader, {args.workers} workers, CPU transforms, fp32, eager"}
+    for mode, config in configs.items():
+        name = "ours" if len(configs) == 1 else f"ours[compile={mode}]"
+        loop = our_step(config, data, device)
+        steps_of[name] = lambda loop=loop: loop.step(BASE_LR)
+        labels[name] = ", ".join(
+            f"{key}={value}" for key, value in vars(loop.speed).items() if key != "compile_fallback"
+        )
+    rates = {name: [] for name in steps_of}
     with cudnn_benchmark(loop.speed.cudnn_benchmark):
-        for _ in range(warmup):  # compilation, allocator, cuDNN autotuning, loader start-up
-            baseline()
-            loop.step(BASE_LR)
-        rates = {"baseline": [], "ours": []}
-        for _ in range(args.rounds):  # alternating, so a busy machine slows both alike
-            rates["baseline"].append(images_per_second(baseline, device, steps))
-            rates["ours"].append(images_per_second(lambda: loop.step(BASE_LR), device, steps))
+        for name, step in list(steps_of.items()):  # compilation, allocator, cuDNN autotuning, loader start-up
+            try:
+                for _ in range(warmup):
+                    step()
+            except Exception as err:  # one variant failing (say, a compile mode) must not end the others
+                print(f"{name}: failed in warm-up ({type(err).__name__}: {' '.join(str(err).split())[:300]})")
+                del steps_of[name], rates[name]
+        for _ in range(args.rounds):  # alternating, so a busy machine slows all alike
+            for name, step in steps_of.items():
+                rates[name].append(images_per_second(step, device, steps))
     best = {name: max(values) for name, values in rates.items()}
-    common_way = f"DataLoader, {args.workers} workers, CPU transforms, fp32, eager"
-    options = ", ".join(
-        f"{key}={value}" for key, value in vars(loop.speed).items() if key != "compile_fallback"
-    )
-    for name, label in (("baseline", common_way), ("ours", options)):
+    for name, rate in best.items():
         rounds = ", ".join(f"{r:.1f}" for r in rates[name])
-        print(f"{name} ({label}): best {best[name]:.1f} images/s (rounds: {rounds})")
-    print(f"ratio ours / baseline: {best['ours'] / best['baseline']:.2f}x")
+        full = PAPER_ITERATIONS * BATCH_SIZE / rate
+        print(
+            f"{name} ({labels[name]}): best {rate:.1f} images/s (rounds: {rounds}); "
+            f"the paper's {PAPER_ITERATIONS:,} iterations at this rate: {full:.0f} s"
+        )
+    for name in best:
+        if name != "baseline":
+            print(f"ratio {name} / baseline: {best[name] / best['baseline']:.2f}x")
+
+
+def _compile_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(mode.strip() for mode in text.split(",") if mode.strip())
+    unknown = [mode for mode in modes if mode not in COMPILE_MODES]
+    if not modes or unknown:
+        allowed = ", ".join(COMPILE_MODES)
+        raise argparse.ArgumentTypeError(f"compile modes must be from {allowed}, got {text!r}")
+    return modes
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_repro {train,reproduce,costs}`.
+"""The command line: `python -m resnet_repro {train,reproduce,costs,imagenet}`.
 
 Mistakes in the arguments or the data end in one line on stderr and exit status 2, never a traceback
 (set RESNET_REPRO_DEBUG=1 to see one). Ctrl-C saves a checkpoint and exits with status 130.
@@ -12,6 +12,7 @@ import sys
 
 from .config import BUDGETS, COMPILE_MODES, DEFAULT_EVAL_POINTS, DEVICES, SMOKE_EVAL_POINTS, SWITCH
 from .experiments import DESCRIPTIONS, EXPERIMENTS
+from .imagenet.cli import add_imagenet_parser, run_imagenet
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 ARCH_METAVAR = "{plain,resnet}{20,32,44,56,110,1202}"
@@ -80,6 +81,26 @@ def _fraction(value: str) -> float:
     if not 0 < number <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], e.g. 0.125, got {value!r}")
     return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _shard(value: str) -> str:
+    from .devices import parse_shard
+
+    try:
+        parse_shard(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
 
 
 def _run_options() -> argparse.ArgumentParser:
@@ -181,17 +202,45 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser(
         "reproduce",
         parents=[run_options],
-        help="train a named experiment's runs (skips finished ones)",
-        description="Train every run of one of the paper's CIFAR-10 experiments that is not finished yet.",
+        help="train named experiments' runs (skips finished ones)",
+        description="Train every run of the paper's CIFAR-10 experiments named that is not finished yet.",
         epilog=REPRODUCE_EPILOG,
         formatter_class=formatter,
     )
-    reproduce.add_argument("experiment", choices=list(EXPERIMENTS), help="which experiment (see below)")
+    reproduce.add_argument(
+        "experiments",
+        nargs="+",
+        choices=list(EXPERIMENTS),
+        metavar="EXPERIMENT",
+        help=f"one or more of {', '.join(EXPERIMENTS)} (see below); shared runs train once",
+    )
     reproduce.add_argument(
         "--seeds", type=_positive_int, default=1, metavar="K", help="seeds 0..K-1 (default 1)"
     )
     reproduce.add_argument("--include-1202", action="store_true", help="also ResNet-1202 (fig6, table6)")
     reproduce.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+    sweep = reproduce.add_argument_group("sweeps on GPUs")
+    sweep.add_argument(
+        "--per-gpu",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="train K runs at once on each visible GPU, as subprocesses with logs in <out>/logs/ "
+        "(small nets leave a big GPU idle; several GPUs are always all used) (default 1)",
+    )
+    sweep.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="train only the K-th of N disjoint slices of the runs (one per node); merge run folders after",
+    )
+    sweep.add_argument(
+        "--minutes",
+        type=_positive_float,
+        metavar="M",
+        help="stop after M minutes: running runs save a checkpoint (the same command resumes them) and runs "
+        "that finished runs of the same network show cannot finish in time are not started",
+    )
 
     costs = commands.add_parser(
         "costs",
@@ -201,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     costs.add_argument("--only", choices=("cifar", "imagenet"), help="one of the two tables")
+    add_imagenet_parser(commands)
     return parser
 
 
@@ -235,18 +285,21 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    from .devices import parse_shard, shard
     from .experiments import experiment_folders, reproduce
     from .results import is_finished
 
     if args.dry_run:
         folders = experiment_folders(
-            args.experiment, args.budget, args.out, args.seeds, args.include_1202, **_config_fields(args)
+            args.experiments, args.budget, args.out, args.seeds, args.include_1202, **_config_fields(args)
         )
+        if args.shard:
+            folders = shard(folders, *parse_shard(args.shard))
         for folder in folders:
             print(f"{'done   ' if is_finished(folder) else 'to train'}  {folder}")
         return 0
     folders = reproduce(
-        args.experiment,
+        args.experiments,
         budget=args.budget,
         data=args.data,
         results_dir=args.out,
@@ -255,10 +308,17 @@ def _reproduce(args: argparse.Namespace) -> int:
         include_1202=args.include_1202,
         progress=not args.no_progress,
         force=args.force,
+        per_gpu=args.per_gpu,
+        shard=args.shard,
+        minutes=args.minutes,
         **_config_fields(args),
     )
+    unfinished = [folder for folder in folders if not is_finished(folder)]
     for folder in folders:
-        print(_summary(folder))
+        print(_summary(folder) if is_finished(folder) else f"{folder.name}: not finished -> {folder}")
+    if unfinished:
+        print(f"{len(unfinished)} runs not finished: run the same command again to train (or resume) them")
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -299,7 +359,7 @@ def _format_costs(table):
     return table
 
 
-COMMANDS = {"train": _train, "reproduce": _reproduce, "costs": _costs}
+COMMANDS = {"train": _train, "reproduce": _reproduce, "costs": _costs, "imagenet": run_imagenet}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED  # the trainer has said where it saved
-    except (ValueError, OSError) as err:  # DataError is a ValueError
+    except (ValueError, OSError, RuntimeError) as err:  # DataError is a ValueError
         if os.environ.get("RESNET_REPRO_DEBUG"):
             raise
         message = " ".join(str(err).split())  # one line, whatever the exception put in it

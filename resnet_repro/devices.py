@@ -25,6 +25,7 @@ from pathlib import Path
 DEVICE_ENV = "CUDA_VISIBLE_DEVICES"
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # the checkout whose code the subprocesses run
 STOP_GRACE_S = 60.0  # after Ctrl-C, how long runs may take to write their checkpoints before being killed
+INTERRUPTED_EXITS = (130, -signal.SIGINT)  # a job that stopped on Ctrl-C after saving its checkpoint
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,18 @@ class Job:
 @dataclass(frozen=True)
 class Outcome:
     job: Job
-    device: str
-    returncode: int
+    device: str | None  # None: never started (the time limit came first)
+    returncode: int | None  # None: never started
     seconds: float
     log: Path | None
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    @property
+    def started(self) -> bool:
+        return self.returncode is not None
 
 
 def visible_gpus() -> list[str]:
@@ -90,6 +95,9 @@ def spread(
     log_dir: str | os.PathLike | None = None,
     report: Callable[[str], None] | None = print,
     poll_s: float = 0.2,
+    seconds: float | None = None,
+    fits: Callable[[int, float], bool] | None = None,
+    stop_grace_s: float = STOP_GRACE_S,
 ) -> list[Outcome]:
     """Run `jobs` as subprocesses, at most `per_device` at a time on each device; outcomes in job order.
 
@@ -97,6 +105,10 @@ def spread(
     <log_dir>/<name>.log (parallel progress bars would garble one terminal), or is inherited without
     log_dir. A failed run does not stop the others; the caller checks `Outcome.ok`. Ctrl-C passes to
     the running jobs (the trainer checkpoints on it), waits for them, and is raised again.
+
+    seconds: a time limit. When it is up, the running jobs get one Ctrl-C (they checkpoint and can be
+    resumed later) and the waiting ones never start. fits(job index, seconds left): whether a job can
+    finish in the time left; one that cannot is skipped rather than started and cut off.
     """
     if not devices:
         raise ValueError("no devices to spread the runs over")
@@ -110,11 +122,26 @@ def spread(
     load = dict.fromkeys(devices, 0)
     running: dict[subprocess.Popen, tuple[int, Job, str, float, Path | None]] = {}
     outcomes: dict[int, Outcome] = {}
+    start = time.monotonic()
+    deadline = start + seconds if seconds is not None else None
     try:
         while queue or running:
+            if deadline is not None and time.monotonic() >= deadline:
+                say(f"time limit reached: stopping {len(running)} runs; {len(queue)} not started")
+                _stop_all(list(running), stop_grace_s)
+                for process, (number, job, device, started, log) in running.items():
+                    seconds_run = time.monotonic() - started
+                    outcomes[number] = Outcome(job, device, process.wait(), seconds_run, log)
+                running.clear()
+                break
             for device in devices:
                 while load[device] < per_device and queue:
                     number, job = queue.popleft()
+                    left = deadline - time.monotonic() if deadline is not None else float("inf")
+                    if fits is not None and not fits(number, left):
+                        say(f"[{number + 1}/{len(jobs)}] {job.name}: skipped, cannot finish in {left:.0f} s")
+                        outcomes[number] = Outcome(job, None, None, 0.0, None)
+                        continue
                     log = logs / f"{job.name}.log" if logs is not None else None
                     running[_start(job, device, log)] = (number, job, device, time.monotonic(), log)
                     load[device] += 1
@@ -126,11 +153,15 @@ def spread(
                 outcome = Outcome(job, device, process.returncode, time.monotonic() - started, log)
                 outcomes[number] = outcome
                 status = "done" if outcome.ok else f"FAILED (exit {outcome.returncode})"
+                if outcome.returncode in INTERRUPTED_EXITS:
+                    status = "stopped (checkpoint saved: the same command resumes it)"
                 where = f", log {log}" if log is not None and not outcome.ok else ""
                 say(f"[{number + 1}/{len(jobs)}] {job.name}: {status} in {outcome.seconds:.0f} s{where}")
     except BaseException:
-        _stop_all(list(running))
+        _stop_all(list(running), stop_grace_s)
         raise
+    for number, job in queue:  # left waiting when the time ran out
+        outcomes[number] = Outcome(job, None, None, 0.0, None)
     return [outcomes[number] for number in range(len(jobs))]
 
 
@@ -152,12 +183,12 @@ def _start(job: Job, device: str, log: Path | None) -> subprocess.Popen:
             output.close()  # the child has its own copy of the descriptor
 
 
-def _stop_all(processes: list[subprocess.Popen]) -> None:
+def _stop_all(processes: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
     """Ctrl-C to every running job, then wait for their checkpoints; kill what is still there after that."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + STOP_GRACE_S
+    deadline = time.monotonic() + grace_s
     for process in processes:
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))

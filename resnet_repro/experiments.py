@@ -8,10 +8,17 @@ comparison and Figure 7 never train it twice.
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .config import PLAIN_SHORTCUT, RunConfig
+from .devices import INTERRUPTED_EXITS
 from .results import is_finished, run_folder
+
+STOP_GRACE_S = 30.0  # at a time limit, how long runs may take to write their checkpoints
 
 _PLAIN_DEPTHS = (20, 32, 44, 56)
 _RESNET_DEPTHS = (20, 32, 44, 56, 110)
@@ -47,23 +54,30 @@ def experiment_specs(experiment: str, include_1202: bool = False) -> list[tuple[
 
 
 def experiment_configs(
-    experiment: str, budget: str = "quick", seeds: int = 1, include_1202: bool = False, **overrides
+    experiments: str | Sequence[str],
+    budget: str = "quick",
+    seeds: int = 1,
+    include_1202: bool = False,
+    **overrides,
 ) -> list[RunConfig]:
-    """One RunConfig per spec and seed (seeds 0..seeds-1). overrides: any other RunConfig field."""
+    """One RunConfig per spec and seed (seeds 0..seeds-1) of one or several experiments, each run once
+    (experiments share runs). overrides: any other RunConfig field."""
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer (runs use seeds 0..K-1), got {seeds!r}")
     for key in ("arch", "shortcut", "seed", "budget"):
         if key in overrides:
             raise ValueError(f"{key} is set by the experiment; it cannot be overridden")
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    specs = dict.fromkeys(spec for name in names for spec in experiment_specs(name, include_1202))
     return [
         RunConfig.from_dict({"arch": arch, "shortcut": shortcut, "budget": budget, "seed": seed, **overrides})
-        for arch, shortcut in experiment_specs(experiment, include_1202)
+        for arch, shortcut in specs
         for seed in range(seeds)
     ]
 
 
 def reproduce(
-    experiment: str,
+    experiments: str | Sequence[str],
     budget: str = "quick",
     data: str | os.PathLike | None = None,
     results_dir: str | os.PathLike | None = None,
@@ -72,33 +86,122 @@ def reproduce(
     include_1202: bool = False,
     progress: bool = True,
     force: bool = False,
+    per_gpu: int = 1,
+    shard: str | None = None,
+    minutes: float | None = None,
     **overrides,
 ) -> list[Path]:
-    """Train every run of `experiment` that is not finished yet; return all its run folders, in order.
+    """Train every run of `experiments` that is not finished yet; return all their run folders, in order.
 
     Finished runs are skipped (without even loading the data); the data is loaded once for the rest.
+    per_gpu: train this many runs at once on each visible GPU (or on the CPU if there is none), as
+    subprocesses (with several GPUs they are always spread over all of them).
+    shard: "K/N", train only the K-th of N disjoint slices of the runs (one per node of a cluster).
+    minutes: a time limit; runs still training then are stopped with a checkpoint (the same call resumes
+    them), and runs that cannot finish in the time left (judged from finished runs of the same network)
+    are not started.
     overrides: other RunConfig fields (iterations, eval_points, val_split, speed options, ...).
+    Raises RuntimeError if a run failed.
     """
     from .data import load_cifar10  # lazy: listing an experiment's folders needs no torch data code
-    from .trainer import train
+    from .devices import parse_shard, visible_gpus
+    from .devices import shard as take_shard
 
+    if per_gpu < 1:
+        raise ValueError(f"per_gpu must be a positive integer, got {per_gpu!r}")
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"minutes must be positive, got {minutes!r}")
     configs = experiment_configs(
-        experiment, budget, seeds, include_1202, data=data, device=device, **overrides
+        experiments, budget, seeds, include_1202, data=data, device=device, **overrides
     )
-    folders, loaded = [], None
-    for number, config in enumerate(configs, start=1):
-        folder = run_folder(config, results_dir)
-        if not is_finished(folder) or force:
-            if loaded is None:
-                loaded = load_cifar10(config.data, progress=progress)
-            if progress:
-                print(f"[{number}/{len(configs)}] {experiment}: {folder}")
-        folders.append(train(config, results_dir, progress=progress, force=force, data=loaded))
+    if shard is not None:
+        configs = take_shard(configs, *parse_shard(shard))  # of the full list, so nodes never overlap
+    folders = [run_folder(config, results_dir) for config in configs]
+    pairs = zip(configs, folders, strict=True)
+    todo = [config for config, folder in pairs if force or not is_finished(folder)]
+    if not todo:
+        return folders
+    loaded = load_cifar10(data, progress=progress)  # also fills the cache the subprocesses read
+    gpus = visible_gpus() if device != "cpu" else []
+    if len(gpus) > 1 or per_gpu > 1:
+        # Without a GPU, per_gpu runs share the CPU (each subprocess is hidden from any GPU).
+        _train_in_parallel(todo, gpus or ["cpu"], per_gpu, results_dir, force, minutes, progress)
+    else:
+        _train_in_turn(todo, results_dir, force, minutes, progress, loaded)
     return folders
 
 
+def estimated_seconds(config: RunConfig, results_dir: str | os.PathLike | None = None) -> float | None:
+    """How long `config` should take, from the finished runs of the same network (any budget, seed or
+    shortcut option) under results_dir: their slowest seconds per iteration x its iterations; None if
+    there are none."""
+    from .results import load_runs
+
+    runs = load_runs(results_dir)
+    same = runs[runs["arch"] == config.arch]
+    if same.empty:
+        return None
+    return float((same["wall_time_s"] / same["iterations"]).max() * config.plan().iterations)
+
+
+def _fits(config: RunConfig, seconds_left: float, results_dir) -> bool:
+    estimate = estimated_seconds(config, results_dir)
+    return estimate is None or estimate <= seconds_left
+
+
+def _train_in_parallel(configs, gpus, per_gpu, results_dir, force, minutes, progress) -> None:
+    from .devices import spread, train_job
+    from .results import DEFAULT_RESULTS_DIR
+
+    # Longest first, so the last runs to finish are short ones and no GPU idles at the end.
+    configs = sorted(configs, key=lambda c: c.plan().iterations * c.depth, reverse=True)
+    root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
+    logs = root / "logs"
+    if progress:
+        print(f"{len(configs)} runs, {per_gpu} at a time on each of {len(gpus)} GPU(s); logs in {logs}/")
+    outcomes = spread(
+        [train_job(config, results_dir, force) for config in configs],
+        gpus,
+        per_gpu,
+        log_dir=logs,
+        report=print if progress else None,
+        seconds=None if minutes is None else minutes * 60,
+        fits=lambda number, left: _fits(configs[number], left, results_dir),
+        stop_grace_s=STOP_GRACE_S,
+    )
+    failed = [o for o in outcomes if o.started and not o.ok and o.returncode not in INTERRUPTED_EXITS]
+    if failed:
+        listing = "; ".join(f"{o.job.name} (exit {o.returncode}, log {o.log})" for o in failed)
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} runs failed: {listing}")
+
+
+def _train_in_turn(configs, results_dir, force, minutes, progress, data) -> None:
+    """One run after another in this process; a time limit acts as a Ctrl-C when it is up."""
+    from .trainer import train
+
+    deadline = None if minutes is None else time.monotonic() + minutes * 60
+    timer = None
+    if deadline is not None and threading.current_thread() is threading.main_thread():
+        timer = threading.Timer(minutes * 60, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.daemon = True
+        timer.start()
+    try:
+        for number, config in enumerate(configs, start=1):
+            folder = run_folder(config, results_dir)
+            if deadline is not None and not _fits(config, deadline - time.monotonic(), results_dir):
+                if progress:
+                    print(f"[{number}/{len(configs)}] {folder}: skipped, cannot finish in the time left")
+                continue
+            if progress:
+                print(f"[{number}/{len(configs)}] {folder}")
+            train(config, results_dir, progress=progress, force=force, data=data)
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
 def experiment_folders(
-    experiment: str,
+    experiment: str | Sequence[str],
     budget: str = "quick",
     results_dir: str | os.PathLike | None = None,
     seeds: int = 1,

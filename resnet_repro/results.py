@@ -131,8 +131,16 @@ def read_run_record(folder: Path) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 
 
+COMMIT_ENV = "RESNET_REPRO_COMMIT"
+
+
 def git_commit() -> tuple[str, bool | None]:
-    """(commit of the code that ran, whether it had uncommitted changes), or ("unknown", None)."""
+    """(commit of the code that ran, whether it had uncommitted changes), or ("unknown", None).
+
+    A copy of the code without its .git folder (a GPU machine's) names its commit in RESNET_REPRO_COMMIT.
+    """
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV], None
 
     def git(*args: str) -> str:
         return subprocess.run(

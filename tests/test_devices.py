@@ -156,3 +156,24 @@ def test_ctrl_c_reaches_each_running_job_exactly_once_and_is_raised_again(tmp_pa
         spread(jobs, ["fake0", "fake1"], report=None, poll_s=0.02)
     ctrl_c.join()
     assert ledger.read_text().split() == ["1", "1"]  # two were running, the third never started
+
+
+def test_a_time_limit_stops_running_jobs_and_starts_no_more(tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    jobs = [recorder("long", ledger, seconds=30), recorder("waiting", ledger)]
+    messages = []
+    outcomes = spread(jobs, ["fake0"], report=messages.append, poll_s=0.02, seconds=1.0, stop_grace_s=5)
+    long, waiting = outcomes
+    assert long.started and not long.ok and long.seconds < 10  # Ctrl-C'ed at the limit, not waited for
+    assert not waiting.started and waiting.device is None
+    assert any("time limit" in m for m in messages)
+
+
+def test_a_job_that_cannot_fit_in_the_time_left_is_skipped(tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    jobs = [recorder("short", ledger), recorder("too-long", ledger), recorder("also-short", ledger)]
+    outcomes = spread(
+        jobs, ["fake0"], report=None, poll_s=0.02, seconds=60, fits=lambda number, left: number != 1
+    )
+    assert [o.started for o in outcomes] == [True, False, True] and outcomes[2].ok
+    assert sorted(name for name, *_ in read_ledger(ledger)) == ["also-short", "short"]

@@ -1,5 +1,6 @@
 """Run folders, atomic writes, the book's readers and the experiments' shared runs."""
 
+import json
 import os
 
 import pytest
@@ -163,3 +164,36 @@ def test_reproduce_trains_only_what_is_missing_and_loads_the_data_once(tmp_path,
     assert loads == ["x.tar.gz"]  # only for the three runs fig1 did not have
     assert [arch for arch, data in trained if data is not None] == ["resnet20", "resnet56", "resnet110"]
     assert again[:2] == first
+
+
+def test_several_experiments_train_their_shared_runs_once():
+    configs = experiment_configs(["fig1", "fig7", "shortcuts"], "quick", seeds=2)
+    names = [(c.arch, c.shortcut, c.seed) for c in configs]
+    assert len(names) == len(set(names)) == 2 * (2 + 3 + 4)  # plain20/56, resnet20/56/110 A, B/C of 20/56
+    assert names[:2] == [("plain20", "-", 0), ("plain20", "-", 1)]
+
+
+def test_a_shard_trains_only_its_slice(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda source, **kw: "DATA")
+    monkeypatch.setattr("resnet_repro.trainer.train", lambda config, *a, **kw: trained.append(config.arch))
+    folders = reproduce("fig6", "smoke", results_dir=tmp_path, progress=False, shard="2/4", device="cpu")
+    assert trained == ["plain32", "resnet32"] and len(folders) == 2  # runs 2 and 6 of the nine
+    with pytest.raises(ValueError, match="K/N"):
+        reproduce("fig6", "smoke", results_dir=tmp_path, shard="5/4")
+
+
+def test_time_estimates_come_from_finished_runs_of_the_same_network(tmp_path):
+    assert experiments.estimated_seconds(RunConfig(arch="resnet20", budget="full"), tmp_path) is None
+    folder = tmp_path / "quick" / "resnet20-B-seed0"
+    folder.mkdir(parents=True)
+    record = {
+        "arch": "resnet20", "family": "resnet", "depth": 20, "shortcut": "B", "seed": 0,
+        "budget": {"label": "quick", "iterations": 8000},
+        "provenance": {"dataset": {"name": "cifar10-jpeg"}, "device_name": "GPU"},
+        "final_test_error": 9.0, "final_train_error": 3.0, "params": 1, "wall_time_s": 80.0,
+    }  # fmt: skip
+    (folder / RUN_FILE).write_text(json.dumps(record))
+    full = RunConfig(arch="resnet20", budget="full")
+    assert experiments.estimated_seconds(full, tmp_path) == pytest.approx(640.0)  # 8x the iterations
+    assert experiments.estimated_seconds(RunConfig(arch="resnet56"), tmp_path) is None

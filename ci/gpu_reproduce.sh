@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The paper's CIFAR-10 experiments on one GPU machine, in one command with a time limit: what the GPU
+# issues and the `gpu` workflow run. Works on a bare machine without network.
+#
+#   bash ci/gpu_reproduce.sh DATA OUT [BUDGET]
+#
+# DATA    CIFAR-10: a folder tree or .tar.gz (e.g. a copy of ../shared/data/cifar10-jpeg.tar.gz), or
+#         "official" for torchvision's download
+# OUT     folder for what to keep: results.tar.gz (finished run folders, as under data/results/),
+#         logs.tar.gz, benchmark.txt, summary.txt, machine.txt
+# BUDGET  quick (default) or full; smoke checks the script itself (with DEVICE=cpu, on any machine)
+#
+# In order, each step inside the time limit (finished runs are kept, unfinished ones checkpoint):
+#   1. fig6 + fig7 + shortcuts, seed 0, at BUDGET, PER_GPU runs at once on the GPU
+#   2. the throughput benchmark (ours against the common DataLoader way, same GPU, same process)
+#   3. what step 1 left unfinished, then shortcuts with seeds 0..SHORTCUT_SEEDS-1 at BUDGET
+#   4. quick: fig1 + table6 at budget full with the time left (runs that cannot finish are not started);
+#      full: table6 with 5 seeds
+#
+# Environment: MINUTES (whole script, default 9), PER_GPU (default 8), SHORTCUT_SEEDS (default 3),
+# WHEELS (folder of wheels to install if imports fail, default .whl), RESULTS (default /tmp/gpu-results;
+# reusing one resumes), RESNET_REPRO_COMMIT (the commit, where the copy has no .git), DEVICE (default
+# cuda), BENCH_STEPS (timed steps per benchmark round, default 300).
+set -uo pipefail
+[ $# -ge 2 ] || { sed -n '2,23p' "$0"; exit 2; }
+data=$1 out=$2 budget=${3:-quick}
+case $budget in quick | full | smoke) ;; *) echo "BUDGET must be quick, full or smoke, got '$budget'" >&2; exit 2 ;; esac
+device=${DEVICE:-cuda}
+[ "$data" = official ] && data_flag=() || data_flag=(--data "$(realpath "$data")")
+repo=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out" && out=$(realpath "$out")
+results=${RESULTS:-/tmp/gpu-results}
+deadline=$((SECONDS + ${MINUTES:-9} * 60 - 45)) # 45 s kept for packing
+python=${PYTHON:-python3}
+
+if ! "$python" -c "import torch, torchvision, tqdm, pandas, PIL" 2>/dev/null; then
+  echo "== installing wheels from ${WHEELS:-.whl}"
+  "$python" -m pip install -q --no-index --no-deps --target /tmp/site "${WHEELS:-$repo/.whl}"/*.whl || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export RESNET_REPRO_CACHE=${RESNET_REPRO_CACHE:-/tmp/resnet_repro_cache}
+# Each run is one process driving the GPU: it needs one CPU thread, and fewer compile workers than cores.
+export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-2}
+cd "$repo"
+
+{
+  date -u +"started %Y-%m-%dT%H:%M:%SZ"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
+  "$python" -c "import torch; print('torch', torch.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'NO CUDA')"
+  echo "commit ${RESNET_REPRO_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
+  echo "budget $budget, data $data, ${PER_GPU:-8} runs at once, limit ${MINUTES:-9} min"
+} | tee "$out/machine.txt"
+
+minutes_left() { # [SECONDS_TO_KEEP]: minutes to the deadline, less what later steps need
+  awk "BEGIN { printf \"%.2f\", ($deadline - $SECONDS - ${1:-0}) / 60 }"
+}
+step() { # step NAME COMMAND...: runs it if time is left, appending the time it took to machine.txt
+  local name=$1 began=$SECONDS status
+  shift
+  if [ $((deadline - SECONDS)) -lt 20 ]; then
+    echo "== $name: skipped, no time left" | tee -a "$out/machine.txt"
+    return 0
+  fi
+  echo "== $name ($(minutes_left) min left)"
+  "$@"
+  status=$?
+  echo "$name: exit $status after $((SECONDS - began)) s" | tee -a "$out/machine.txt"
+  return $status
+}
+sweep() { # sweep BUDGET SEEDS SECONDS_TO_KEEP EXPERIMENT...
+  local sweep_budget=$1 seeds=$2 keep=$3
+  shift 3
+  "$python" -m resnet_repro reproduce "$@" --budget "$sweep_budget" --seeds "$seeds" "${data_flag[@]}" \
+    --out "$results" --device "$device" --per-gpu "${PER_GPU:-8}" --minutes "$(minutes_left "$keep")"
+}
+
+mkdir -p "$results/logs"
+if command -v nvidia-smi >/dev/null; then # GPU load over the whole session, every 10 s
+  nvidia-smi dmon -s um -d 10 >"$results/logs/gpu-utilization.txt" 2>&1 &
+  monitor=$!
+fi
+step "decode the data once" "$python" -c "from resnet_repro.data import load_cifar10; import sys; \
+print(load_cifar10(sys.argv[1] if sys.argv[1] != 'official' else None).identity)" "$data" || exit 1
+# 150 s kept for the benchmark: runs cut short here checkpoint and resume in step 3.
+step "1. fig6 fig7 shortcuts, seed 0, $budget" sweep "$budget" 1 150 fig6 fig7 shortcuts
+first=$?
+# A sweep where every run failed means something is broken: stop, so the rest of the time is not spent.
+if [ $first -ne 0 ] && [ $first -ne 130 ] && ! ls "$results"/*/*/run.json >/dev/null 2>&1; then
+  echo "every run failed: see the logs" | tee -a "$out/machine.txt"
+else
+  bench_limit=$((deadline - SECONDS < 240 ? deadline - SECONDS : 240))
+  step "2. throughput benchmark" timeout "$bench_limit" "$python" benchmarks/train_throughput.py --device "$device" \
+    --arch resnet56 --steps "${BENCH_STEPS:-300}" --rounds 3 "${data_flag[@]}" \
+    --compile default,off,reduce-overhead 2>&1 | tee "$out/benchmark.txt"
+  step "3a. the rest of step 1, if any" sweep "$budget" 1 0 fig6 fig7 shortcuts
+  step "3b. shortcuts, ${SHORTCUT_SEEDS:-3} seeds, $budget" sweep "$budget" "${SHORTCUT_SEEDS:-3}" 0 shortcuts
+  if [ "$budget" = quick ]; then
+    step "4. fig1 table6, full, with the time left" sweep full 1 0 fig1 table6
+  else # the paper reports ResNet-110 as best and mean +- std of 5 runs
+    step "4. table6, 5 seeds, $budget" sweep "$budget" 5 0 table6
+  fi
+fi
+
+echo "== packing"
+[ -n "${monitor:-}" ] && kill "$monitor" 2>/dev/null
+"$python" -c "import sys, pandas; from resnet_repro.results import load_runs
+pandas.set_option('display.width', 250)
+runs = load_runs(sys.argv[1]).drop(columns=['path'])
+print(runs.to_string(index=False) if len(runs) else 'no finished runs')" "$results" | tee "$out/summary.txt"
+# Finished runs only, without checkpoints or logs: exactly what data/results/ holds.
+(cd "$results" && find . -name run.json -printf '%h\n' | sort | tar czf "$out/results.tar.gz" -T -)
+[ -d "$results/logs" ] && tar czf "$out/logs.tar.gz" -C "$results" logs
+date -u +"ended %Y-%m-%dT%H:%M:%SZ, $SECONDS s" | tee -a "$out/machine.txt"
