@@ -191,15 +191,24 @@ def main(argv=None) -> None:
     rates = {name: [] for name in steps_of}
     with cudnn_benchmark(loop.speed.cudnn_benchmark):
         for name, step in list(steps_of.items()):  # compilation, allocator, cuDNN autotuning, loader start-up
+            began = time.perf_counter()
             try:
                 for _ in range(warmup):
                     step()
+                sync(device)
             except Exception as err:  # one variant failing (say, a compile mode) must not end the others
                 print(f"{name}: failed in warm-up ({type(err).__name__}: {' '.join(str(err).split())[:300]})")
                 del steps_of[name], rates[name]
-        for _ in range(args.rounds):  # alternating, so a busy machine slows all alike
+                continue
+            # Printed as it goes: a run cut short by a time limit still tells what it measured.
+            took = time.perf_counter() - began
+            print(f"{name}: {warmup} warm-up steps (start-up, compilation) took {took:.1f} s", flush=True)
+        for number in range(1, args.rounds + 1):  # alternating, so a busy machine slows all alike
             for name, step in steps_of.items():
                 rates[name].append(images_per_second(step, device, steps))
+            print(
+                f"round {number}: " + ", ".join(f"{name} {values[-1]:.0f}" for name, values in rates.items())
+            )
     best = {name: max(values) for name, values in rates.items()}
     for name, rate in best.items():
         rounds = ", ".join(f"{r:.1f}" for r in rates[name])

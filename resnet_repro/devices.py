@@ -43,6 +43,7 @@ class Outcome:
     returncode: int | None  # None: never started
     seconds: float
     log: Path | None
+    stopped: bool = False  # Ctrl-C'ed at the time limit: unfinished, not failed
 
     @property
     def ok(self) -> bool:
@@ -131,7 +132,7 @@ def spread(
                 _stop_all(list(running), stop_grace_s)
                 for process, (number, job, device, started, log) in running.items():
                     seconds_run = time.monotonic() - started
-                    outcomes[number] = Outcome(job, device, process.wait(), seconds_run, log)
+                    outcomes[number] = Outcome(job, device, process.wait(), seconds_run, log, stopped=True)
                 running.clear()
                 break
             for device in devices:

@@ -169,7 +169,8 @@ def _train_in_parallel(configs, gpus, per_gpu, results_dir, force, minutes, prog
         fits=lambda number, left: _fits(configs[number], left, results_dir),
         stop_grace_s=STOP_GRACE_S,
     )
-    failed = [o for o in outcomes if o.started and not o.ok and o.returncode not in INTERRUPTED_EXITS]
+    unfinished = (*INTERRUPTED_EXITS, None)  # stopped on Ctrl-C or never started: the same call resumes
+    failed = [o for o in outcomes if not o.ok and not o.stopped and o.returncode not in unfinished]
     if failed:
         listing = "; ".join(f"{o.job.name} (exit {o.returncode}, log {o.log})" for o in failed)
         raise RuntimeError(f"{len(failed)} of {len(outcomes)} runs failed: {listing}")
