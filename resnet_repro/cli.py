@@ -12,7 +12,6 @@ import sys
 
 from .config import BUDGETS, COMPILE_MODES, DEFAULT_EVAL_POINTS, DEVICES, SMOKE_EVAL_POINTS, SWITCH
 from .experiments import DESCRIPTIONS, EXPERIMENTS
-from .imagenet.cli import add_imagenet_parser, run_imagenet
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 ARCH_METAVAR = "{plain,resnet}{20,32,44,56,110,1202}"
@@ -63,7 +62,7 @@ def _arch(value: str) -> str:
     return value
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
@@ -116,7 +115,7 @@ def _run_options() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--iterations",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="train N iterations instead (learning rate drops at 50%% and 75%%)",
     )
@@ -133,7 +132,7 @@ def _run_options() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA if available (default)")
     run.add_argument(
         "--val-split",
-        type=_positive_int,
+        type=positive_int,
         nargs="?",
         const=5000,
         default=0,
@@ -142,7 +141,7 @@ def _run_options() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--eval-points",
-        type=_positive_int,
+        type=positive_int,
         metavar="K",
         help=f"points on the training/test curves (default {DEFAULT_EVAL_POINTS}, smoke {SMOKE_EVAL_POINTS})",
     )
@@ -215,14 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one or more of {', '.join(EXPERIMENTS)} (see below); shared runs train once",
     )
     reproduce.add_argument(
-        "--seeds", type=_positive_int, default=1, metavar="K", help="seeds 0..K-1 (default 1)"
+        "--seeds", type=positive_int, default=1, metavar="K", help="seeds 0..K-1 (default 1)"
     )
     reproduce.add_argument("--include-1202", action="store_true", help="also ResNet-1202 (fig6, table6)")
     reproduce.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
     sweep = reproduce.add_argument_group("sweeps on GPUs")
     sweep.add_argument(
         "--per-gpu",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="train K runs at once on each visible GPU, as subprocesses with logs in <out>/logs/ "
@@ -250,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     costs.add_argument("--only", choices=("cifar", "imagenet"), help="one of the two tables")
+    from .imagenet.cli import add_imagenet_parser  # here: it builds on this module's argument types
+
     add_imagenet_parser(commands)
     return parser
 
@@ -359,7 +360,13 @@ def _format_costs(table):
     return table
 
 
-COMMANDS = {"train": _train, "reproduce": _reproduce, "costs": _costs, "imagenet": run_imagenet}
+def _imagenet(args: argparse.Namespace) -> int:
+    from .imagenet.cli import run_imagenet
+
+    return run_imagenet(args)
+
+
+COMMANDS = {"train": _train, "reproduce": _reproduce, "costs": _costs, "imagenet": _imagenet}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,11 +112,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
         """Build from a plain dict (e.g. run.json's "config"), refusing keys that are not fields."""
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-        return cls(**values)
+        return from_fields(cls, values)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,6 +158,15 @@ def _resolve_shortcut(family: str, arch: str, shortcut: str | None) -> str:
     if shortcut not in SHORTCUT_OPTIONS:
         raise ValueError(f"unknown shortcut option {shortcut!r}: allowed are {', '.join(SHORTCUT_OPTIONS)}")
     return shortcut
+
+
+def from_fields(cls, values: dict):
+    """cls(**values) for a dataclass, with a clear error for keys that are not its fields."""
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return cls(**values)
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import positive_int
 from ..config import SWITCH
 from .config import ARCHS, MILESTONE_EPOCHS, MILESTONES, PLATEAU_EPOCHS, PLATEAU_PATIENCE, SCHEDULES
 
@@ -43,18 +44,8 @@ def _epochs(value: str) -> tuple[int, ...]:
     return epochs
 
 
-def _count(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
 def _workers(value: str) -> int:
-    return 0 if value == "0" else _count(value)
+    return 0 if value == "0" else positive_int(value)
 
 
 def add_imagenet_parser(commands) -> argparse.ArgumentParser:
@@ -84,7 +75,9 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
     recipe = parser.add_argument_group("recipe (defaults: the paper's)")
     recipe.add_argument("--schedule", choices=SCHEDULES, default="plateau", help="default plateau")
     recipe.add_argument(
-        "--epochs", type=_count, help=f"default {PLATEAU_EPOCHS} (plateau) or {MILESTONE_EPOCHS} (milestones)"
+        "--epochs",
+        type=positive_int,
+        help=f"default {PLATEAU_EPOCHS} (plateau) or {MILESTONE_EPOCHS} (milestones)",
     )
     recipe.add_argument(
         "--milestones",
@@ -95,23 +88,30 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
     )
     recipe.add_argument(
         "--patience",
-        type=_count,
+        type=positive_int,
         default=PLATEAU_PATIENCE,
         help=f"plateau schedule: epochs without a 0.1-point gain before lr / 10 (default {PLATEAU_PATIENCE})",
     )
-    recipe.add_argument("--batch-size", type=_count, default=256, help="over all processes (default 256)")
-    recipe.add_argument("--crop-size", type=_count, default=224, help="network input (default 224)")
+    recipe.add_argument(
+        "--batch-size", type=positive_int, default=256, help="over all processes (default 256)"
+    )
+    recipe.add_argument("--crop-size", type=positive_int, default=224, help="network input (default 224)")
     recipe.add_argument(
         "--scale",
-        type=_count,
+        type=positive_int,
         nargs=2,
         default=(256, 480),
         metavar=("MIN", "MAX"),
         help="training: shorter side in [MIN, MAX] (default 256 480)",
     )
-    recipe.add_argument("--test-size", type=_count, default=256, help="testing: shorter side (default 256)")
     recipe.add_argument(
-        "--mean-samples", type=_count, default=10_000, help="images averaged for the mean (default 10000)"
+        "--test-size", type=positive_int, default=256, help="testing: shorter side (default 256)"
+    )
+    recipe.add_argument(
+        "--mean-samples",
+        type=positive_int,
+        default=10_000,
+        help="images averaged for the mean (default 10000)",
     )
     recipe.add_argument("--no-ten-crop", action="store_true", help="skip the final 10-crop test")
     run = parser.add_argument_group("running (none changes the result)")
@@ -125,7 +125,10 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
         "--checkpoint-minutes", type=float, default=10.0, help="minutes between checkpoints (default 10)"
     )
     run.add_argument(
-        "--stop-after-epochs", type=_count, metavar="N", help="checkpoint and exit after epoch N (job slots)"
+        "--stop-after-epochs",
+        type=positive_int,
+        metavar="N",
+        help="checkpoint and exit after epoch N (job slots)",
     )
     run.add_argument("--out", metavar="DIR", help="results folder (default: data/results in the repository)")
     run.add_argument("--force", action="store_true", help="train again even if the run has finished")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields
 
-from ..config import PLAIN_SHORTCUT, SWITCH
+from ..config import PLAIN_SHORTCUT, SWITCH, from_fields
 from ..models import SHORTCUT_OPTIONS
 from .data import Geometry
 
@@ -90,11 +90,7 @@ class ImageNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ImageNetConfig:
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-        return cls(**values)
+        return from_fields(cls, values)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "milestones": list(self.milestones)}
