@@ -7,8 +7,9 @@
 #
 # Environment: BUDGET (results|smoke|quick|full), DEVICE (auto|cpu|cuda), DATA and RESULTS_DIR (the
 # notebooks' papermill parameters; unset = the notebooks' defaults), BOOK_ROOT (a copy of the book to
-# build instead of this checkout, as the tests do). Chapters are executed in place: the checkout's
-# notebooks get outputs (`python ci/run_notebooks.py --clear` strips them again).
+# build instead of this checkout, as the tests do), JOBS (chapters executed at once; default: the CPU
+# count, at most 4; chapters that train always run one at a time). Chapters are executed in place: the
+# checkout's notebooks get outputs (`python ci/run_notebooks.py --clear` strips them again).
 # Warnings fail the build (-W): a missing figure or a broken cross-reference is an error, not a log line.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +24,9 @@ echo "== vendoring the pages' JavaScript (widgets, MathJax)"
 bash "$repo/ci/vendor_js.sh" "$root/book/_widgets"
 
 echo "== executing the chapters at budget '$budget'"
-run_args=(--root "$root" --budget "$budget" --device "${DEVICE:-auto}")
+jobs="${JOBS:-$(nproc 2>/dev/null || echo 1)}"
+[ "$jobs" -gt 4 ] && [ -z "${JOBS:-}" ] && jobs=4  # each chapter is a kernel with torch loaded
+run_args=(--root "$root" --budget "$budget" --device "${DEVICE:-auto}" --jobs "$jobs")
 [ -n "${DATA:-}" ] && run_args+=(--data "$DATA")
 [ -n "${RESULTS_DIR:-}" ] && run_args+=(--results-dir "$RESULTS_DIR")
 python3 "$repo/ci/run_notebooks.py" "${run_args[@]}"

@@ -1,6 +1,7 @@
 """Execute every chapter of the book with papermill, in place, at one budget.
 
     python ci/run_notebooks.py                  # budget "results": draw from data/results, train nothing
+    python ci/run_notebooks.py --results-dir /tmp/results --jobs 2   # another results folder, 2 at once
     python ci/run_notebooks.py --budget smoke --data ../shared/data/cifar10-jpeg.tar.gz
     python ci/run_notebooks.py --budget full --device cuda --log-output   # the GPU job
     python ci/run_notebooks.py --clear                # back to committed form: no outputs, no injected cell
@@ -9,15 +10,22 @@ The chapters are the notebooks `_toc.yml` lists, executed in that order with cwd
 so relative paths in them mean the same as in Colab and Binder. Each gets the four papermill parameters
 budget, device, data and results_dir. The injected-parameters cell is tagged `remove-cell` so the book
 hides it. Every chapter runs even when one fails; the exit status is 1 when any cell raised.
+
+--jobs N runs up to N chapters at once, each in its own kernel (most of a chapter's time at budget
+"results" is starting Python and importing torch). At a training budget the chapters that train run
+first, one after another (they share run folders: Figure 6's ResNet-20 is Table 6's), and the others,
+which read what they stored, then run N at a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -109,6 +117,29 @@ def execute(
     return ""
 
 
+def trains(notebook: Path) -> bool:
+    """Whether a chapter trains at a training budget: its code calls resnet_repro's `reproduce(`."""
+    nb = nbformat.read(notebook, as_version=4)
+    return any("reproduce(" in cell.source for cell in nb.cells if cell.cell_type == "code")
+
+
+def phases(notebooks: list[Path], budget: str) -> list[list[Path]]:
+    """The chapters in the order they may run: each phase finishes before the next starts, and the chapters
+    of a phase may run at the same time. At a training budget, one phase per training chapter first."""
+    if budget == "results":
+        return [notebooks]
+    training = [notebook for notebook in notebooks if trains(notebook)]
+    rest = [notebook for notebook in notebooks if notebook not in training]
+    return [[notebook] for notebook in training] + ([rest] if rest else [])
+
+
+def timed_execute(notebook: Path, parameters: dict, progress_bar: bool, log_output: bool, timeout):
+    """execute() and its duration in seconds (for a worker process of the pool)."""
+    started = time.perf_counter()
+    problem = execute(notebook, parameters, progress_bar, log_output, timeout)
+    return problem, time.perf_counter() - started
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,6 +162,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout", type=int, default=None, help="seconds one cell may run (default: no limit)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="chapters executed at once, each in its own kernel (default 1)"
     )
     parser.add_argument("--log-output", action="store_true", help="stream the cells' output to this terminal")
     parser.add_argument(
@@ -161,19 +195,45 @@ def main(argv: list[str] | None = None) -> int:
     ensure_kernel()
     warm_matplotlib()
 
-    print(f"executing {len(notebooks)} chapters with {parameters}")
-    failures, started = {}, time.perf_counter()
-    for index, notebook in enumerate(notebooks, 1):
+    jobs = max(1, args.jobs)
+    print(
+        f"executing {len(notebooks)} chapters with {parameters}" + (f", {jobs} at a time" if jobs > 1 else "")
+    )
+    failures, started, done = {}, time.perf_counter(), 0
+
+    def report(notebook: Path, problem: str, seconds: float) -> None:
+        nonlocal done
+        done += 1
         name = notebook.relative_to(args.root)
-        print(f"[{index}/{len(notebooks)}] {name} ...", flush=True)
-        chapter_started = time.perf_counter()
-        problem = execute(notebook, parameters, sys.stderr.isatty(), args.log_output, args.timeout)
-        seconds = time.perf_counter() - chapter_started
         if problem:
             failures[name] = problem
-            print(f"[{index}/{len(notebooks)}] {name} FAILED after {seconds:.1f} s: {problem}", flush=True)
+            print(f"[{done}/{len(notebooks)}] {name} FAILED after {seconds:.1f} s: {problem}", flush=True)
         else:
-            print(f"[{index}/{len(notebooks)}] {name} ok in {seconds:.1f} s", flush=True)
+            print(f"[{done}/{len(notebooks)}] {name} ok in {seconds:.1f} s", flush=True)
+
+    def run_phase(phase: list[Path], pool: ProcessPoolExecutor | None) -> None:
+        if pool is None or len(phase) == 1:
+            for notebook in phase:
+                print(f"{notebook.relative_to(args.root)} ...", flush=True)
+                tty = sys.stderr.isatty()
+                report(notebook, *timed_execute(notebook, parameters, tty, args.log_output, args.timeout))
+            return
+        print(f"{', '.join(str(nb.relative_to(args.root)) for nb in phase)} ...", flush=True)
+        running = {
+            pool.submit(timed_execute, nb, parameters, False, args.log_output, args.timeout): nb
+            for nb in phase
+        }
+        for future in as_completed(running):
+            report(running[future], *future.result())
+
+    # spawn, not fork: a forked copy of this process would share its ZeroMQ state with the kernels' clients
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) if jobs > 1 else None
+    try:
+        for phase in phases(notebooks, args.budget):
+            run_phase(phase, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
     total = time.perf_counter() - started
     if failures:

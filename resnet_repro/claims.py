@@ -13,6 +13,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ from .data import JPEG_ARCHIVE_NAME, OFFICIAL_NAME
 from .experiments import experiment_specs
 from .models.imagenet import PLAIN_DEPTHS, TABLE1, VGG_DEPTHS
 from .paper import paper_table, paper_value
+from .schedule import PAPER_ITERATIONS
 
 # ---------------------------------------------------------------------------------------------------------
 # Nets and the figures that show them
@@ -94,11 +96,15 @@ def is_smoke(budget: str | None) -> bool:
     return match is not None and match["name"] == "smoke"
 
 
-def reproduce_command(figure: str, budget: str = "quick") -> str:
-    """The shell command that trains what ``figure`` needs."""
-    experiment = FIGURES[figure][1]
-    extra = " --include-1202" if figure == "fig6_1202" else ""
-    return f"python -m resnet_repro reproduce {experiment} {budget_flags(budget)}{extra}"
+def experiment_command(experiment: str, budget: str = "quick") -> str:
+    """The shell command that trains an experiment's runs (finished ones are skipped)."""
+    return f"python -m resnet_repro reproduce {experiment} {budget_flags(budget)}"
+
+
+def reproduce_command(figure: str, budget: str = "quick", include_1202: bool = False) -> str:
+    """The shell command that trains what ``figure`` needs (ResNet-1202 only when asked: it is slow)."""
+    extra = " --include-1202" if include_1202 or figure == "fig6_1202" else ""
+    return experiment_command(FIGURES[figure][1], budget) + extra
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,14 +118,18 @@ JPEG_DATASET = JPEG_ARCHIVE_NAME
 
 @dataclass(frozen=True)
 class Selection:
-    """The runs one figure shows: all of one budget (the longest trained) and one dataset."""
+    """The runs one figure, table or claim shows, all on one dataset.
+
+    Where our nets are compared with each other (a figure's curves, the shortcut table, every claim) all
+    nets share one budget (``common=True``), so a long run is never set against a short one. Where each net
+    is compared with the paper on its own (Table 6, the depth explorer), each brings every seed of its
+    longest stored budget, so nets may differ in budget (full ResNet-20 beside quick ResNet-56).
+    """
 
     nets: tuple[Net, ...]
     runs: pd.DataFrame
-    budget: str | None = None
-    iterations: int | None = None
-    dataset: str | None = None
-    other_budgets: tuple[str, ...] = field(default_factory=tuple)
+    other_runs: pd.DataFrame | None = None  # of these nets on the same dataset, at budgets not shown
+    other_datasets: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def empty(self) -> bool:
@@ -134,39 +144,105 @@ class Selection:
     def missing(self) -> tuple[Net, ...]:
         return tuple(n for n in self.nets if n not in self.present)
 
+    @property
+    def budgets(self) -> tuple[str, ...]:
+        """The budgets shown, longest first."""
+        return _budgets_of(self.runs)
+
+    @property
+    def other_budgets(self) -> tuple[str, ...]:
+        """The budgets stored for these nets but not shown, longest first."""
+        return () if self.other_runs is None else _budgets_of(self.other_runs)
+
+    @property
+    def budget(self) -> str | None:
+        """The budget of every run shown; None when there are none or the nets differ in budget."""
+        return self.budgets[0] if len(self.budgets) == 1 else None
+
+    @property
+    def iterations(self) -> int | None:
+        return None if self.empty else int(self.runs.iterations.max())
+
+    @property
+    def dataset(self) -> str | None:
+        return None if self.empty else str(self.runs.dataset.iloc[0])
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.runs.device_name.dropna().astype(str))))
+
+    def nets_at(self, budget: str, shown: bool = True) -> tuple[Net, ...]:
+        """The nets with runs at ``budget`` among those shown (or, ``shown=False``, those left out)."""
+        frame = self.runs if shown else self.other_runs
+        at = frame[frame.budget == budget]
+        have = set(zip(at.arch, at.shortcut, strict=True))
+        return tuple(n for n in self.nets if n in have)
+
+
+def _budgets_of(runs: pd.DataFrame) -> tuple[str, ...]:
+    """The budgets of some runs, longest first."""
+    if runs.empty:
+        return ()
+    longest = runs.groupby("budget").iterations.max()
+    return tuple(sorted(longest.index, key=lambda b: _budget_rank(b, longest[b]), reverse=True))
+
 
 def _budget_rank(budget: str, iterations: float) -> tuple[float, int]:
-    known = BUDGET_ORDER.index(budget) if budget in BUDGET_ORDER else -1
+    known = BUDGET_ORDER.index(BUDGET_LABEL.match(budget)["name"]) if BUDGET_LABEL.match(budget) else -1
     return (0.0 if pd.isna(iterations) else float(iterations), known)
 
 
-def select_runs(runs: pd.DataFrame, nets) -> Selection:
-    """The runs of ``nets`` at the largest budget present (full > quick > smoke; by iterations trained).
+def _nets_in(frame: pd.DataFrame) -> int:
+    return len(set(zip(frame.arch, frame.shortcut, strict=True)))
 
-    Within that budget one dataset: the one covering most nets, the official files on a tie.
+
+def select_runs(runs: pd.DataFrame, nets, common: bool = False) -> Selection:
+    """The stored runs of ``nets`` to show, on one dataset: the one covering most nets (the official files
+    on a tie). Per net, every seed of the longest budget stored for it (full > quick > smoke, by iterations
+    trained). ``common``: one budget for all nets instead, the one covering most of them (then the longest),
+    for comparisons.
     """
     nets = tuple(nets)
     wanted = _rows_with_keys(runs, ["arch", "shortcut"], set(nets))
     if wanted.empty:
         return Selection(nets, wanted)
-    longest = wanted.groupby("budget").iterations.max()
-    ranked = sorted(longest.index, key=lambda b: _budget_rank(b, longest[b]), reverse=True)
-    chosen = wanted[wanted.budget == ranked[0]]
-    coverage = chosen.groupby("dataset").arch.nunique()
-    dataset = max(coverage.index, key=lambda d: (coverage[d], d == OFFICIAL_DATASET))
-    chosen = chosen[chosen.dataset == dataset]
+    coverage = {dataset: _nets_in(rows) for dataset, rows in wanted.groupby("dataset")}
+    dataset = max(coverage, key=lambda d: (coverage[d], d == OFFICIAL_DATASET, d))
+    on_dataset = wanted[wanted.dataset == dataset]
+    if common:
+        budgets = {budget: rows for budget, rows in on_dataset.groupby("budget")}
+        best = max(
+            budgets, key=lambda b: (_nets_in(budgets[b]), _budget_rank(b, budgets[b].iterations.max()))
+        )
+        chosen = budgets[best]
+    else:
+        parts = []
+        for _, rows in on_dataset.groupby(["arch", "shortcut"], sort=False):
+            longest = rows.groupby("budget").iterations.max()
+            best = max(longest.index, key=lambda b: _budget_rank(b, longest[b]))
+            parts.append(rows[rows.budget == best])
+        chosen = pd.concat(parts)
+    shown = set(zip(chosen.arch, chosen.shortcut, chosen.budget, strict=True))
+    hidden = on_dataset[
+        [
+            key not in shown
+            for key in zip(on_dataset.arch, on_dataset.shortcut, on_dataset.budget, strict=True)
+        ]
+    ]
     return Selection(
         nets,
         chosen.reset_index(drop=True),
-        budget=ranked[0],
-        iterations=int(chosen.iterations.max()),
-        dataset=dataset,
-        other_budgets=tuple(ranked[1:]),
+        other_runs=hidden.reset_index(drop=True),
+        other_datasets=tuple(sorted(d for d in coverage if d != dataset)),
     )
 
 
-def select_figure(runs: pd.DataFrame, figure: str) -> Selection:
-    return select_runs(runs, FIGURES[figure][0])
+PER_NET_FIGURES = ("table6",)  # each row is compared with the paper's, not with the other rows
+
+
+def select_figure(runs: pd.DataFrame, figure: str, common: bool | None = None) -> Selection:
+    """The runs ``figure`` shows: one budget for all its nets, except in PER_NET_FIGURES (``select_runs``)."""
+    return select_runs(runs, FIGURES[figure][0], figure not in PER_NET_FIGURES if common is None else common)
 
 
 def rows_of(frame: pd.DataFrame, selection: Selection) -> pd.DataFrame:
@@ -182,12 +258,13 @@ def _rows_with_keys(frame: pd.DataFrame, columns: list[str], keys: set) -> pd.Da
 
 
 def net_results(selection: Selection) -> pd.DataFrame:
-    """Final errors per net, over its seeds: label, seeds, test/train mean and std (NaN for one seed)."""
-    columns = ["arch", "shortcut", "family", "depth", "label", "seeds", "test_mean", "test_std"]
+    """Final errors per net, over its seeds: label, budget, seeds, test/train mean and std (NaN for one
+    seed)."""
+    columns = ["arch", "shortcut", "family", "depth", "label", "budget", "seeds", "test_mean", "test_std"]
     columns += ["train_mean", "train_std", "params"]
     if selection.empty:
         return pd.DataFrame(columns=columns)
-    grouped = selection.runs.groupby(["arch", "shortcut", "family", "depth"], sort=False)
+    grouped = selection.runs.groupby(["arch", "shortcut", "family", "depth", "budget"], sort=False)
     table = grouped.agg(
         seeds=("seed", "nunique"),
         test_mean=("final_test_error", "mean"),
@@ -232,45 +309,154 @@ def dataset_note(dataset: str | None) -> str:
     return text
 
 
+def schedule_share(iterations: int) -> str:
+    """How long a run trained against the paper's 64k iterations, as a prefix: "1/8 of ", "5/16 of ",
+    "1.5 times ", or "" for the paper's own length."""
+    fraction = Fraction(int(iterations), PAPER_ITERATIONS)
+    if fraction == 1:
+        return ""
+    if fraction > 1:
+        return f"{float(fraction):g} times "
+    if fraction.denominator <= 64:
+        return f"{fraction.numerator}/{fraction.denominator} of "
+    return f"{float(fraction):.1%} of "
+
+
+def budget_text(budget: str, iterations: int, short: bool = False) -> str:
+    """A budget for the reader: "**quick** (8,000 iterations, 1/8 of the paper's 64,000-iteration
+    schedule)"; ``short``: "quick (8,000 it., 1/8 of the paper's schedule)"."""
+    name = budget if short else f"**{budget}**"
+    count = f"{iterations:,} it." if short else f"{iterations:,} iterations"
+    if is_smoke(budget):
+        return f"{name} ({count} on a small subset" + (")" if short else ": a plumbing check, not a result)")
+    share = schedule_share(iterations)
+    if not share:
+        return f"{name} ({count}: the paper's schedule)"
+    schedule = "schedule" if short else f"{PAPER_ITERATIONS:,}-iteration schedule"
+    return f"{name} ({count}, {share}the paper's {schedule})"
+
+
+def _iterations_at(selection: Selection, budget: str) -> int:
+    return int(selection.runs[selection.runs.budget == budget].iterations.max())
+
+
 def budget_note(selection: Selection) -> str:
-    if selection.budget == "full":
-        return f"budget **full** (the paper's schedule, {selection.iterations:,} iterations)"
-    length = f"{selection.iterations:,} iterations"
-    if is_smoke(selection.budget):
-        return f"budget **{selection.budget}** ({length} on a small subset: a plumbing check, not a result)"
-    return f"budget **{selection.budget}** ({length}, shorter than the paper's schedule)"
+    """The budget(s) shown; with several, which nets each one covers."""
+    texts = {b: budget_text(b, _iterations_at(selection, b)) for b in selection.budgets}
+    if len(texts) == 1:
+        return f"budget {next(iter(texts.values()))}"
+    return "; ".join(
+        f"budget {text} for {', '.join(label(*n) for n in selection.nets_at(b))}" for b, text in texts.items()
+    )
+
+
+def device_note(selection: Selection) -> str:
+    devices = selection.devices
+    if not devices:
+        return "on an unrecorded device"
+    return "on " + (devices[0] if len(devices) == 1 else f"{len(devices)} devices: {', '.join(devices)}")
+
+
+def seed_note(selection: Selection) -> str:
+    seeds = selection.runs.groupby(["arch", "shortcut"]).seed.nunique()
+    if seeds.min() == seeds.max():
+        return f"{seeds.min()} seed{'s' if seeds.min() > 1 else ''} per net"
+    return f"{seeds.min()} to {seeds.max()} seeds per net"
+
+
+def shown_note(selection: Selection) -> str:
+    """Which runs a figure shows: budget(s), seeds, device(s) and dataset (for a non-empty selection)."""
+    return (
+        f"Shown: {budget_note(selection)}; {seed_note(selection)}, {device_note(selection)}; "
+        f"{dataset_note(selection.dataset)}."
+    )
+
+
+def gaps_note(selection: Selection, figure: str | None = None) -> str:
+    """What a figure lacks (nets with no run, and the command that trains them) and what it leaves out."""
+    parts = []
+    if selection.missing:
+        names = ", ".join(label(*n, show_option=_shows_options(selection.nets)) for n in selection.missing)
+        budget = selection.budgets[-1] if not selection.empty else "quick"
+        with_1202 = any(arch == "resnet1202" for arch, _ in selection.missing)
+        command = f" To add them: `{reproduce_command(figure, budget, with_1202)}`." if figure else ""
+        parts.append(f"**Not run yet:** {names}.{command}")
+    if selection.other_budgets:
+        left_out = "; ".join(
+            f"budget {b} ({', '.join(label(*n) for n in selection.nets_at(b, shown=False))})"
+            for b in selection.other_budgets
+        )
+        parts.append(f"Also stored, not shown: {left_out}.")
+    if selection.other_datasets:
+        parts.append(f"Also stored, not shown: runs on {', '.join(selection.other_datasets)}.")
+    return " ".join(parts)
 
 
 def provenance_note(selection: Selection, figure: str | None = None) -> str:
-    """One Markdown paragraph: which budget and data the figure shows, and what is missing."""
+    """One Markdown paragraph: which budget, data and device the figure shows, and what is missing."""
     if selection.empty:
         return missing_note(figure or "")
-    seeds = selection.runs.groupby(["arch", "shortcut"]).seed.nunique()
-    seed_text = f"{seeds.min()} seed{'s' if seeds.min() > 1 else ''} per net" + (
-        "" if seeds.min() == seeds.max() else f" (up to {seeds.max()})"
-    )
-    parts = [f"Shown: {budget_note(selection)}, {seed_text}, {dataset_note(selection.dataset)}."]
-    if selection.missing:
-        names = ", ".join(label(*n) for n in selection.missing)
-        parts.append(f"Not run at this budget yet: {names}.")
-    if selection.other_budgets:
-        parts.append(f"Also stored, not shown: budget {', '.join(selection.other_budgets)}.")
-    if selection.missing and figure:
-        parts.append(f"To add them: `{reproduce_command(figure, selection.budget or 'quick')}`.")
-    return " ".join(parts)
+    return " ".join(part for part in (shown_note(selection), gaps_note(selection, figure)) if part)
+
+
+def short_provenance(selection: Selection) -> str:
+    """One line for the foot of a figure: budget(s), dataset and device(s)."""
+    budgets = ", ".join(budget_text(b, _iterations_at(selection, b), short=True) for b in selection.budgets)
+    data = f"{selection.dataset} (lossy JPEG copy)" if is_lossy(selection.dataset) else selection.dataset
+    devices = ", ".join(selection.devices) or "device not recorded"
+    return f"budget {budgets} · {data} · {devices}"
+
+
+def _shows_options(nets) -> bool:
+    return len({shortcut for _, shortcut in nets if shortcut != PLAIN}) > 1
 
 
 def missing_note(figure: str) -> str:
     """What a reader sees instead of a figure when no run exists for it."""
     nets = FIGURES[figure][0] if figure in FIGURES else ()
-    options = {shortcut for _, shortcut in nets if shortcut != PLAIN}
-    names = ", ".join(label(*n, show_option=len(options) > 1) for n in nets) or "these nets"
+    names = ", ".join(label(*n, show_option=_shows_options(nets)) for n in nets) or "these nets"
     command = reproduce_command(figure) if figure in FIGURES else "python -m resnet_repro reproduce ..."
     return (
         f"**No run yet** for {names} in the results folder, so there is nothing to draw here. "
         f"Produce the runs with `{command}` (or `--budget full` on a GPU for the paper's schedule), "
         "then re-execute this chapter."
     )
+
+
+OVERVIEW_EXPERIMENTS = ("fig6", "shortcuts", "fig1", "fig7", "table6")  # the widest first: fewer to name
+
+
+def results_overview(runs: pd.DataFrame) -> str:
+    """Markdown: what the results folder holds (runs per budget, data, devices, training time) and which
+    experiments still lack runs, with the command for each (at the longest budget stored, else quick)."""
+    budget = "quick"
+    if runs.empty:
+        parts = ["**No runs stored yet** in the results folder: every figure says so and gives its command."]
+    else:
+        counts = runs.groupby("budget").agg(n=("run", "size"), iterations=("iterations", "max"))
+        order = sorted(counts.index, key=lambda b: _budget_rank(b, counts.iterations[b]), reverse=True)
+        held = ", ".join(
+            f"{counts.n[b]} at budget {budget_text(b, int(counts.iterations[b]))}" for b in order
+        )
+        parts = [f"The results folder holds **{len(runs)} finished runs**: {held}."]
+        for dataset, n in runs.dataset.value_counts().sort_index().items():
+            parts.append(f"{n} of them were {dataset_note(dataset)}.")
+        devices = ", ".join(sorted(set(runs.device_name.dropna().astype(str)))) or "an unrecorded device"
+        parts.append(f"Trained on {devices}: {runs.wall_time_s.sum() / 3600:.1f} hours in all.")
+        budget = order[0]
+    missing, experiments = [], []
+    for experiment in OVERVIEW_EXPERIMENTS:
+        absent = [
+            n for n in experiment_specs(experiment) if _rows_with_keys(runs, ["arch", "shortcut"], {n}).empty
+        ]
+        if set(absent) - set(missing):  # an experiment whose missing nets an earlier one trains adds nothing
+            experiments.append(experiment)
+            missing += [n for n in absent if n not in missing]
+    if missing:
+        names = ", ".join(label(*n, show_option=n[1] != PLAIN) for n in missing)
+        command = f"python -m resnet_repro reproduce {' '.join(experiments)} {budget_flags(budget)}"
+        parts.append(f"**Not run yet** at any budget: {names}. `{command}` trains them.")
+    return " ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -280,6 +466,7 @@ def missing_note(figure: str) -> str:
 HOLDS, FAILS, PARTLY = "holds", "fails", "partly"
 NO_RUN, TOO_SHORT, NOT_COMPARABLE = "no run yet", "too short to judge", "not comparable"
 CURVES_ONLY = "curves only, no number"
+COUNTED = "counted, no training"  # the "runs" of a claim checked by counting, not training
 
 
 @dataclass(frozen=True)
@@ -329,8 +516,14 @@ def _verdict(results: list[bool]) -> str:
 
 
 def _runs_note(selection: Selection) -> str:
-    lossy = ", lossy JPEG data" if is_lossy(selection.dataset) else ""
-    return f"{selection.budget}, {selection.iterations:,} it.{lossy}"
+    """Which runs a verdict rests on, compactly (the page explains budgets and data once, above)."""
+    devices = ", ".join(selection.devices) or "device not recorded"
+    return f"{' + '.join(selection.budgets)} · {selection.dataset} · {devices}"
+
+
+def _to_run(selection: Selection, figure: str) -> str:
+    """The command that trains what a check lacks, at the budget of the runs it would be compared with."""
+    return f"`{reproduce_command(figure, selection.budget or 'quick')}`"
 
 
 def _judged(selection: Selection, results: list[bool]) -> str:
@@ -347,7 +540,7 @@ def check_degradation(runs: pd.DataFrame) -> Check:
     claim = "Deeper plain nets train worse: plain-56 has higher training and test error than plain-20"
     selection = select_figure(runs, "fig1")
     if selection.missing:
-        return Check(claim, "Figure 1", CURVES_ONLY, "", NO_RUN, f"`{reproduce_command('fig1')}`")
+        return Check(claim, "Figure 1", CURVES_ONLY, "", NO_RUN, _to_run(selection, "fig1"))
     errors = net_results(selection).set_index("label")
     shallow, deep = errors.loc["plain-20"], errors.loc["plain-56"]
     ours = (
@@ -365,7 +558,7 @@ def check_resnet_depth(runs: pd.DataFrame) -> Check:
     errors = net_results(selection)
     if len(errors) < 2:
         return Check(claim, "Figure 6, Table 6", _paper_errors((20, 110)), "", NO_RUN,
-                     f"`{reproduce_command('fig6_resnet')}`")  # fmt: skip
+                     _to_run(selection, "fig6_resnet"))  # fmt: skip
     shallow, deep = errors.iloc[0], errors.iloc[-1]
     ours = f"{shallow.label} {pct(shallow.test_mean)}, {deep.label} {pct(deep.test_mean)}"
     paper = _paper_errors((shallow.depth, deep.depth))
@@ -376,9 +569,9 @@ def check_resnet_depth(runs: pd.DataFrame) -> Check:
 def check_residual_beats_plain(runs: pd.DataFrame) -> Check:
     """Figure 6: at equal depth and parameters, the residual net has lower training and test error."""
     claim = "Shortcuts fix it: ResNet-56 has lower training and test error than plain-56 (same parameters)"
-    selection = select_runs(runs, (net("plain56"), net("resnet56")))
+    selection = select_runs(runs, (net("plain56"), net("resnet56")), common=True)
     if selection.missing:
-        return Check(claim, "Figure 6", CURVES_ONLY, "", NO_RUN, f"`{reproduce_command('fig6_plain')}`")
+        return Check(claim, "Figure 6", CURVES_ONLY, "", NO_RUN, _to_run(selection, "fig6_plain"))
     errors = net_results(selection).set_index("label")
     plain, residual = errors.loc["plain-56"], errors.loc["ResNet-56"]
     ours = (
@@ -399,9 +592,9 @@ def check_resnet110_error(runs: pd.DataFrame) -> Check:
     )
     claim = f"ResNet-110 reaches the paper's error (ours at most {SPREAD_MULTIPLE} paper std above its mean)"
     paper = f"{pct(best)} best of 5, {mean_pm(mean, std)}"
-    selection = select_runs(runs, (net("resnet110"),))
+    selection = select_runs(runs, (net("resnet110"),), common=True)
     if selection.empty:
-        return Check(claim, "Table 6", paper, "", NO_RUN, f"`{reproduce_command('table6')}`")
+        return Check(claim, "Table 6", paper, "", NO_RUN, _to_run(selection, "table6"))
     ours_row = net_results(selection).iloc[0]
     ours = f"{mean_pm(ours_row.test_mean, ours_row.test_std)} ({ours_row.seeds} seed(s))"
     if selection.budget != "full":
@@ -429,12 +622,13 @@ def check_shortcuts(runs: pd.DataFrame) -> Check:
     paper = "ImageNet ResNet-34 top-1: " + ", ".join(f"{k} {pct(v)}" for k, v in paper_numbers.items())
     for depth in (56, 20):  # the deepest pair we have
         wanted = (net(f"plain{depth}"),) + _nets("resnet", (depth,), models.SHORTCUT_OPTIONS)
-        selection = select_runs(runs, wanted)
+        selection = select_runs(runs, wanted, common=True)
         if not selection.missing:
             break
     else:
+        plain_nets = _to_run(selection, "fig1")  # the plain nets of the same depths
         return Check(
-            claim, "Table 3", paper, "", NO_RUN, f"`{reproduce_command('shortcuts')}`, plus plain-56"
+            claim, "Table 3", paper, "", NO_RUN, f"{_to_run(selection, 'shortcuts')} and {plain_nets}"
         )
     errors = net_results(selection)
     plain = errors[errors.family == "plain"].test_mean.iloc[0]
@@ -470,7 +664,7 @@ def check_responses(runs: pd.DataFrame, layer_std: pd.DataFrame) -> Check:
     means = response_means(layer_std, selection)
     comparisons = response_comparisons(means)
     if not comparisons:
-        return Check(claim, "Figure 7", CURVES_ONLY, "", NO_RUN, f"`{reproduce_command('fig7')}`")
+        return Check(claim, "Figure 7", CURVES_ONLY, "", NO_RUN, _to_run(selection, "fig7"))
     ours = "; ".join(
         f"{a} {means[a]:.3f} {'<' if ok else '>='} {b} {means[b]:.3f}" for a, b, ok in comparisons
     )
@@ -496,7 +690,7 @@ def check_vgg_flops(costs: pd.DataFrame) -> Check:
     ours = ", ".join(f"{n} {macs[n] / 1e9:.2f}e9" for n in paper)
     ours += f" ({macs['plain-34'] / macs['VGG-19']:.1%})"
     status = _verdict([agrees_at_paper_precision(macs[n], v) for n, v in paper.items()])
-    return Check(claim, "Section 3.3, Figure 3", paper_text, ours, status, "counted, no training")
+    return Check(claim, "Section 3.3, Figure 3", paper_text, ours, status, COUNTED)
 
 
 def check_152_below_vgg(costs: pd.DataFrame) -> Check:
@@ -507,7 +701,7 @@ def check_152_below_vgg(costs: pd.DataFrame) -> Check:
     paper = ", ".join(f"{n} {paper_value('macs', n) / 1e9:.1f}e9" for n in names)
     ours = ", ".join(f"{n} {macs[n] / 1e9:.2f}e9" for n in names)
     status = _verdict([macs["ResNet-152"] < macs["VGG-16"], macs["ResNet-152"] < macs["VGG-19"]])
-    return Check(claim, "Section 4.1", paper, ours, status, "counted, no training")
+    return Check(claim, "Section 4.1", paper, ours, status, COUNTED)
 
 
 def claims_status(
@@ -526,6 +720,22 @@ def claims_status(
         check_152_below_vgg(costs),
     ]
     return pd.DataFrame([c.as_row() for c in checks])
+
+
+SAME_RUNS = "the runs named above"
+
+
+def status_for_page(status: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The status table as the introduction shows it, and a sentence for above it: when every claim judged
+    from runs used the same ones (budget, data, device), they are named once there instead of in each row.
+    Rows without a run keep the command that makes it."""
+    judged = ~status.runs.isin([COUNTED]) & (status["holds?"] != NO_RUN)
+    sources = set(status.runs[judged])
+    if len(sources) != 1:
+        return status, ""
+    return status.assign(runs=status.runs.where(~judged, SAME_RUNS)), (
+        f"Every claim judged from runs uses the same runs (budget · data · device): {sources.pop()}."
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -553,15 +763,15 @@ def degradation_summary(runs: pd.DataFrame) -> str:
         ("fig6_plain", "Plain nets", "rises"),
         ("fig6_resnet", "ResNets", "falls"),
     ):
-        selection = select_figure(runs, figure)
+        selection = select_figure(runs, figure)  # one budget: depths compared like for like
         if len(selection.present) < 2:
-            paragraphs.append(f"**{family}: fewer than two depths run yet** (`{reproduce_command(figure)}`).")
+            paragraphs.append(f"**{family}: fewer than two depths run yet** ({_to_run(selection, figure)}).")
             continue
         ordered, trend = depth_trend(selection)
         verdict = TOO_SHORT if is_smoke(selection.budget) else (HOLDS if trend == expected else FAILS)
         here = "neither rises nor falls throughout" if trend == "mixed" else trend
         paragraphs.append(
-            f"**{family}**, final training error by depth: {', '.join(ordered)}. "
+            f"**{family}** (budget {selection.budget}), final training error by depth: {', '.join(ordered)}. "
             f"In the paper it {expected} with depth; here it {here}: the claim **{verdict}**."
         )
     return "\n\n".join(paragraphs)
@@ -573,18 +783,34 @@ def degradation_summary(runs: pd.DataFrame) -> str:
 
 
 def shortcut_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Our CIFAR-10 ResNet-20/56 with options A/B/C: final test error mean, std and seeds."""
+    """Our CIFAR-10 ResNet-20/56 with options A/B/C, one row each: the final test error as a mean over the
+    seeds stored, ± their standard deviation where there are several; "no run yet" where there are none."""
     selection = select_figure(runs, "shortcuts")
-    errors = net_results(selection)
-    return pd.DataFrame(
-        {
-            "net": [label(a, s, show_option=True) for a, s in zip(errors.arch, errors.shortcut, strict=True)],
-            "test error (%)": [mean_pm(m, s) for m, s in zip(errors.test_mean, errors.test_std, strict=True)],
-            "seeds": errors.seeds,
-            "mean": errors.test_mean,
-            "std": errors.test_std,
-        }
-    )
+    errors = net_results(selection).set_index(["arch", "shortcut"])
+    rows = []
+    for arch, shortcut in selection.nets:
+        row = {"net": label(arch, shortcut, show_option=True)}
+        if (arch, shortcut) in errors.index:
+            r = errors.loc[(arch, shortcut)]
+            row |= {"test error (%)": mean_pm(r.test_mean, r.test_std), "seeds": r.seeds, "budget": r.budget}
+            row |= {"mean": r.test_mean, "std": r.test_std}
+        else:
+            row |= {"test error (%)": NO_RUN, "seeds": 0, "budget": "", "mean": math.nan, "std": math.nan}
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["net", "test error (%)", "seeds", "budget", "mean", "std"])
+
+
+def shortcut_table_title(table: pd.DataFrame) -> str:
+    """The heading of ``shortcut_table``: what its numbers are, given how many seeds each net has."""
+    title = "Ours: CIFAR-10, final test error (%)"
+    seeds = table.seeds[table.seeds > 0]
+    if seeds.empty:
+        return title
+    if seeds.max() == 1:
+        return f"{title}, one seed per net (no spread yet)"
+    if seeds.min() == seeds.max():
+        return f"{title}, mean ± std over {seeds.max()} seeds"
+    return f"{title}, mean over the seeds run, ± std where there are several"
 
 
 def paper_table3() -> pd.DataFrame:
@@ -620,9 +846,16 @@ def table6(runs: pd.DataFrame) -> pd.DataFrame:
         }
         if depth in ours.index:
             r = ours.loc[depth]
-            row.update({"our error (%)": r.test_mean, "our std": r.test_std, "seeds": r.seeds})
+            row.update(
+                {
+                    "our error (%)": r.test_mean,
+                    "our std": r.test_std,
+                    "seeds": r.seeds,
+                    "our budget": r.budget,
+                }
+            )
         else:
-            row.update({"our error (%)": math.nan, "our std": math.nan, "seeds": 0})
+            row.update({"our error (%)": math.nan, "our std": math.nan, "seeds": 0, "our budget": ""})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -759,9 +992,11 @@ def _record(path: str) -> dict:
 
 
 def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per run: the command, budget, hardware, wall time, dataset identity and commit (from run.json)."""
-    columns = ["run", "command", "budget", "iterations", "device", "wall time (min)", "dataset"]
-    columns += ["dataset sha256", "commit", "torch"]
+    """Per run: the command, budget, hardware, wall and training time, dataset identity and commit (run.json).
+
+    train time is the training loop (steps and test passes); wall time adds setup and the layer responses."""
+    columns = ["run", "command", "budget", "iterations", "device", "wall time (min)", "train time (min)"]
+    columns += ["dataset", "dataset sha256", "commit", "torch"]
     rows = []
     for run in runs.sort_values(["budget", "family", "depth", "shortcut", "seed"]).itertuples():
         record = _record(run.path)
@@ -776,6 +1011,7 @@ def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "iterations": run.iterations,
                 "device": run.device_name,
                 "wall time (min)": run.wall_time_s / 60,
+                "train time (min)": record.get("train_time_s", math.nan) / 60,
                 "dataset": run.dataset + (" (lossy)" if identity.get("lossy") else ""),
                 "dataset sha256": str(identity.get("sha256", ""))[:12],
                 "commit": commit + (" (uncommitted changes)" if provenance.get("git_dirty") else ""),

@@ -147,7 +147,8 @@ def curves_note(selection: claims.Selection | None, family: str, depth: int) -> 
         if trained != depth
         else ""
     )
-    return Markdown(nearest + claims.sentence_case(claims.dataset_note(selection.dataset)) + ".")
+    shown = f"Stored run: {claims.budget_note(selection)}, {claims.device_note(selection)}; "
+    return Markdown(nearest + shown + claims.dataset_note(selection.dataset) + ".")
 
 
 def summary_html(summary: NetSummary, family: str) -> HTML:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import textwrap
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -33,6 +34,8 @@ FIGURE1_STYLE = {"linestyle": "-", "linewidth": 1.8}  # Figure 1 draws both pane
 Y_ZOOM = 2.5
 # Figure 7's axis turns logarithmic when the largest response is this many times a net's median one.
 LOG_SCALE_SPREAD = 100
+# The provenance line under a figure: 7-point text, about 18 characters to the inch.
+STAMP_FONT_SIZE, STAMP_CHARS_PER_INCH = 7, 18
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -74,14 +77,22 @@ def glue(name: str, value, display: bool = False) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def run_label(arch: str, shortcut: str, budget: str, mixed: bool) -> str:
+    """The paper's name of a net, with its budget when the nets drawn together differ in budget."""
+    return claims.label(arch, shortcut) + (f" ({budget})" if mixed else "")
+
+
 def mean_curves(histories: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Each net's curves (mean over its seeds), keyed by the paper's name, shallowest first."""
     curves = {}
-    keys = histories[["arch", "shortcut", "depth"]].drop_duplicates().sort_values(["depth", "arch"])
-    for arch, shortcut, _ in keys.itertuples(index=False):
-        rows = histories[(histories.arch == arch) & (histories.shortcut == shortcut)]
+    mixed = histories.budget.nunique() > 1
+    keys = histories[["arch", "shortcut", "depth", "budget"]].drop_duplicates()
+    for arch, shortcut, _, budget in keys.sort_values(["depth", "arch"]).itertuples(index=False):
+        rows = histories[
+            (histories.arch == arch) & (histories.shortcut == shortcut) & (histories.budget == budget)
+        ]
         mean = rows.groupby("iteration")[["train_error", "test_error"]].mean().reset_index()
-        curves[claims.label(arch, shortcut)] = mean
+        curves[run_label(arch, shortcut, budget, mixed)] = mean
     return curves
 
 
@@ -167,10 +178,13 @@ def curves_figure(panels: dict[str, pd.DataFrame]) -> Figure:
 def mean_responses(layer_std: pd.DataFrame) -> dict[str, pd.Series]:
     """Each net's response std per layer (mean over seeds), keyed by the paper's name."""
     responses = {}
-    keys = layer_std[["arch", "shortcut", "depth", "family"]].drop_duplicates()
-    for arch, shortcut, _, _ in keys.sort_values(["family", "depth"]).itertuples(index=False):
-        rows = layer_std[(layer_std.arch == arch) & (layer_std.shortcut == shortcut)]
-        responses[claims.label(arch, shortcut)] = rows.groupby("layer")["std"].mean().sort_index()
+    mixed = layer_std.budget.nunique() > 1
+    keys = layer_std[["arch", "shortcut", "depth", "family", "budget"]].drop_duplicates()
+    for arch, shortcut, _, _, budget in keys.sort_values(["family", "depth"]).itertuples(index=False):
+        rows = layer_std[
+            (layer_std.arch == arch) & (layer_std.shortcut == shortcut) & (layer_std.budget == budget)
+        ]
+        responses[run_label(arch, shortcut, budget, mixed)] = rows.groupby("layer")["std"].mean().sort_index()
     return responses
 
 
@@ -351,11 +365,21 @@ def shortcut_options_figure(in_channels: int = 16, out_channels: int = 32, size:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def stamp(fig: Figure, selections) -> Figure:
+    """Write under the figure which budget, data and device its runs come from, so the image says it
+    wherever it ends up (one line per distinct provenance)."""
+    lines = dict.fromkeys(claims.short_provenance(s) for s in selections if not s.empty)
+    width = round(STAMP_CHARS_PER_INCH * fig.get_figwidth())  # wrapped to the figure's width
+    text = "\n".join(textwrap.fill(line, width) for line in lines)
+    fig.text(0.5, 0, text, ha="center", va="top", fontsize=STAMP_FONT_SIZE, color="0.35")
+    return fig
+
+
 def show_figure1(runs: pd.DataFrame, histories: pd.DataFrame) -> claims.Selection:
     """Draw Figure 1 when its runs exist (the captioned cell shows only the figure; see figure_notes)."""
     selection = claims.select_figure(runs, "fig1")
     if not selection.empty:
-        show(figure1(claims.rows_of(histories, selection)))
+        show(stamp(figure1(claims.rows_of(histories, selection)), [selection]))
     return selection
 
 
@@ -376,7 +400,7 @@ def show_figure6(runs: pd.DataFrame, histories: pd.DataFrame) -> dict[str, claim
     }
     if shown:
         panels = {FIGURE6_PANELS[f]: claims.rows_of(histories, s) for f, s in shown.items()}
-        show(curves_figure(panels))
+        show(stamp(curves_figure(panels), shown.values()))
     return selections
 
 
@@ -385,19 +409,28 @@ def show_figure7(runs: pd.DataFrame, layer_std: pd.DataFrame) -> claims.Selectio
     selection = claims.select_figure(runs, "fig7")
     rows = claims.rows_of(layer_std, selection)
     if not rows.empty:
-        show(figure7(rows))
+        show(stamp(figure7(rows), [selection]))
     return selection
 
 
 def figure_notes(selections: dict[str, claims.Selection]) -> str:
-    """Markdown beside a figure: for each part, which budget and data it shows, or the command to make it."""
-    notes = []
-    for figure, selection in selections.items():
-        if figure == "fig6_1202" and not _has_1202(selection):
-            continue  # the optional right panel: not mentioned until ResNet-1202 is trained
-        prefix = f"*{claims.sentence_case(FIGURE6_PANELS[figure])}:* " if figure in FIGURE6_PANELS else ""
-        notes.append(prefix + claims.provenance_note(selection, figure))
-    return "\n\n".join(notes)
+    """Markdown under a figure: which budget, data and device it shows (once when every panel shares them),
+    and per panel what is missing, with the command that trains it."""
+    panels = {
+        figure: selection
+        for figure, selection in selections.items()
+        # the optional right panel: not mentioned until ResNet-1202 is trained
+        if figure != "fig6_1202" or _has_1202(selection)
+    }
+
+    def prefix(figure: str) -> str:
+        return f"*{claims.sentence_case(FIGURE6_PANELS[figure])}:* " if figure in FIGURE6_PANELS else ""
+
+    shown = {claims.shown_note(s) for s in panels.values() if not s.empty}
+    if len(panels) > 1 and len(shown) == 1 and not any(s.empty for s in panels.values()):
+        gaps = [prefix(f) + claims.gaps_note(s, f) for f, s in panels.items() if claims.gaps_note(s, f)]
+        return "\n\n".join([shown.pop(), *gaps])
+    return "\n\n".join(prefix(f) + claims.provenance_note(s, f) for f, s in panels.items())
 
 
 def markdown_table(table: pd.DataFrame, formats: dict | None = None) -> str:
@@ -414,6 +447,18 @@ def markdown_table(table: pd.DataFrame, formats: dict | None = None) -> str:
     for row in table.itertuples(index=False):
         lines.append("| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row, strict=True)) + " |")
     return "\n".join(lines)
+
+
+def shared_columns(table: pd.DataFrame, keep=()) -> tuple[pd.DataFrame, str]:
+    """The table without the columns whose value is the same in every row (except ``keep``), and a
+    Markdown sentence naming those values once, so a long table does not repeat them row after row."""
+    if len(table) < 2:
+        return table, ""
+    shared = [c for c in table.columns if c not in keep and table[c].astype(str).nunique() == 1]
+    if not shared:
+        return table, ""
+    values = "; ".join(f"{column} **{table[column].iloc[0]}**" for column in shared)
+    return table.drop(columns=shared), f"Every run: {values}."
 
 
 def show_table(table: pd.DataFrame, formats: dict | None = None) -> None:

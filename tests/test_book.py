@@ -5,6 +5,8 @@ The slow tests work on a copy of the book in tmp_path, so the checkout's noteboo
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import shutil
 import subprocess
@@ -14,14 +16,22 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from resnet_repro.experiments import EXPERIMENTS, experiment_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CI = REPO_ROOT / "ci"
 sys.path.insert(0, str(CI))
 from book_toc import toc_docnames, toc_notebooks  # noqa: E402
+from run_notebooks import phases, trains  # noqa: E402
 
 PARAMETERS = {"budget": '"results"', "device": '"auto"', "data": "None", "results_dir": '"../data/results"'}
+HIDDEN_INPUT = {
+    "hide-input",
+    "remove-input",
+    "remove-cell",
+}  # myst-nb tags that keep a cell's code off the page
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"  # git-ignored; CI keeps it as output
 
 
@@ -71,31 +81,61 @@ def test_chapter_has_one_parameters_cell_with_the_four_parameters(docname):
     assert {name: info["default"] for name, info in inferred.items()} == PARAMETERS
 
 
-def test_every_chapter_notebook_is_in_the_table_of_contents():
-    # only_build_toc_files drops a notebook missing from _toc.yml without a word
-    listed = {path.resolve() for path in toc_notebooks()}
-    assert {path.resolve() for path in (REPO_ROOT / "book").glob("*.ipynb")} <= listed
+@pytest.mark.parametrize("docname", toc_docnames())
+def test_chapter_opens_with_its_title_then_the_hidden_parameters_cell(docname):
+    # papermill injects its cell right after the parameters cell: both then sit under the title, hidden
+    nb = nbformat.read(REPO_ROOT / f"{docname}.ipynb", as_version=4)
+    title, parameters = nb.cells[:2]
+    assert title.cell_type == "markdown" and title.source.startswith("# "), "the first cell is the title"
+    assert "parameters" in parameters.metadata.get("tags", []), "the parameters cell follows the title"
+    assert HIDDEN_INPUT & set(parameters.metadata.tags), "the parameters cell is hidden in the book"
+
+
+@pytest.mark.parametrize(
+    "docname", [name for name in toc_docnames() if not trains(REPO_ROOT / f"{name}.ipynb")]
+)
+def test_chapters_that_train_nothing_do_not_depend_on_the_budget(docname):
+    # why the smoke test below executes only the training chapters at budget smoke: for the others, every
+    # budget runs the same code, which the book build executes at budget "results"
+    notebook = REPO_ROOT / f"{docname}.ipynb"
+    nb = nbformat.read(notebook, as_version=4)
+    code = [
+        c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])
+    ]
+    names = {node.id for source in code for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+    assert "budget" not in names
 
 
 # ---- ci/run_notebooks.py on throwaway chapters ------------------------------------------------
 
 
-def tiny_book(root: Path, body: str) -> Path:
-    """A one-chapter book whose chapter prints its parameters and then runs `body`."""
-    (root / "book").mkdir()
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/only\n")
+def tiny_chapter(path: Path, body: str) -> Path:
+    """A chapter with a title, a parameters cell, a cell printing the parameters, and then `body`."""
     parameters = new_code_cell("\n".join(f"{name} = {default}" for name, default in PARAMETERS.items()))
     parameters.metadata["tags"] = ["parameters"]
-    nb = new_notebook(
-        cells=[parameters, new_code_cell("print(budget, device, data, results_dir)"), new_code_cell(body)]
-    )
+    cells = [new_markdown_cell(f"# {path.stem}"), parameters]
+    cells += [new_code_cell("print(budget, device, data, results_dir)"), new_code_cell(body)]
+    nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, root / "book" / "only.ipynb")
-    return root / "book" / "only.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def tiny_book(root: Path, *bodies: str) -> list[Path]:
+    """A book of one chapter per body (book/c1, book/c2, ...)."""
+    (root / "book").mkdir()
+    names = [f"c{index}" for index in range(1, len(bodies) + 1)]
+    toc = f"format: jb-book\nroot: book/{names[0]}\n"
+    if len(names) > 1:
+        toc += "chapters:\n" + "".join(f"  - file: book/{name}\n" for name in names[1:])
+    (root / "_toc.yml").write_text(toc)
+    return [
+        tiny_chapter(root / "book" / f"{name}.ipynb", body) for name, body in zip(names, bodies, strict=True)
+    ]
 
 
 def test_runner_passes_parameters_hides_the_injected_cell_and_clears(tmp_path):
-    notebook = tiny_book(tmp_path, "import os; print(os.getcwd())")
+    notebooks = tiny_book(tmp_path, "import os; print(os.getcwd())", "print('second chapter')")
     result = run(
         sys.executable,
         "ci/run_notebooks.py",
@@ -105,37 +145,63 @@ def test_runner_passes_parameters_hides_the_injected_cell_and_clears(tmp_path):
         "smoke",
         "--results-dir",
         str(tmp_path / "results"),
+        "--jobs",
+        "2",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "all 2 chapters executed" in result.stdout
 
-    nb = nbformat.read(notebook, as_version=4)
-    injected = [cell for cell in nb.cells if "injected-parameters" in cell.metadata.get("tags", [])]
-    assert len(injected) == 1 and "remove-cell" in injected[0].metadata.tags
-    printed = "".join(output.get("text", "") for cell in nb.cells for output in cell.get("outputs", []))
-    assert f"smoke auto None {tmp_path / 'results'}" in printed
-    assert str(tmp_path / "book") in printed  # ran with cwd = the chapter's folder
+    printed = []
+    for notebook in notebooks:
+        nb = nbformat.read(notebook, as_version=4)
+        injected = [cell for cell in nb.cells if "injected-parameters" in cell.metadata.get("tags", [])]
+        assert len(injected) == 1 and "remove-cell" in injected[0].metadata.tags
+        printed.append("".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", [])))
+        assert f"smoke auto None {tmp_path / 'results'}" in printed[-1]
+    assert (
+        str(tmp_path / "book") in printed[0] and "second chapter" in printed[1]
+    )  # cwd = the chapter's folder
 
     assert run(sys.executable, "ci/run_notebooks.py", "--root", str(tmp_path), "--clear").returncode == 0
-    cleared = nbformat.read(notebook, as_version=4)
-    assert len(cleared.cells) == 3 and not any(cell.get("outputs") for cell in cleared.cells)
+    cleared = nbformat.read(notebooks[0], as_version=4)
+    assert len(cleared.cells) == 4 and not any(cell.get("outputs") for cell in cleared.cells)
     assert "papermill" not in cleared.metadata
 
 
+def test_at_a_training_budget_the_training_chapters_run_first_one_at_a_time(tmp_path):
+    reader, trainer_a, counter, trainer_b = tiny_book(
+        tmp_path, "print(1)", "reproduce('fig1')", "print(2)", "reproduce('fig6')"
+    )
+    assert trains(trainer_a) and not trains(reader)
+    assert phases([reader, trainer_a, counter, trainer_b], "quick") == [
+        [trainer_a],
+        [trainer_b],
+        [reader, counter],
+    ]
+    assert phases([reader, trainer_a], "results") == [[reader, trainer_a]]  # nothing trains: all at once
+
+
 def test_runner_fails_and_names_the_error(tmp_path):
-    notebook = tiny_book(tmp_path, "raise ValueError('chapter broke')")
+    (notebook,) = tiny_book(tmp_path, "raise ValueError('chapter broke')")
     result = run(sys.executable, "ci/run_notebooks.py", "--root", str(tmp_path))
     assert result.returncode == 1
-    assert "book/only.ipynb" in result.stdout and "ValueError: chapter broke" in result.stdout
+    assert "book/c1.ipynb" in result.stdout and "ValueError: chapter broke" in result.stdout
     assert error_outputs(notebook)  # the error stays in the notebook for the reader of the CI log
 
 
 # ---- the real chapters, end to end ------------------------------------------------------------
+#
+# One copy of the book for both tests: the chapters that train run at budget smoke on the shared archive
+# (each run trained once, into one results folder), then the book is built at budget "results" from
+# those runs, so the browser sees real figures, not only "no run yet" notes.
 
 
-@pytest.mark.slow
-def test_chapters_execute_at_budget_smoke(tmp_path, shared_archive):
-    book = copy_book(tmp_path / "book_copy")
-    results = tmp_path / "results"
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory, shared_archive) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(book copy, results folder, the runner's result) after the training chapters ran at budget smoke."""
+    root = tmp_path_factory.mktemp("smoke")
+    book, results = copy_book(root / "book_copy"), root / "results"
+    training = [notebook.stem for notebook in toc_notebooks(book) if trains(notebook)]
     result = run(
         sys.executable,
         "ci/run_notebooks.py",
@@ -147,26 +213,44 @@ def test_chapters_execute_at_budget_smoke(tmp_path, shared_archive):
         str(shared_archive),
         "--results-dir",
         str(results),
+        "--only",
+        *training,
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    notebooks = toc_notebooks(book)
-    assert [problem for notebook in notebooks for problem in error_outputs(notebook)] == []
-    assert list(results.rglob("run.json")), "budget smoke trained nothing into results_dir"
+    return book, results, result
 
 
 @pytest.mark.slow
-def test_book_builds_at_budget_results_and_every_page_works_in_a_browser(tmp_path):
+def test_training_chapters_execute_at_budget_smoke_and_train_every_run_they_show(smoke_book):
+    book, results, result = smoke_book
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    training = [notebook for notebook in toc_notebooks(book) if trains(notebook)]
+    assert training and [problem for notebook in training for problem in error_outputs(notebook)] == []
+    shown = {spec for experiment in EXPERIMENTS for spec in experiment_specs(experiment)}
+    trained = {
+        (r["arch"], r["shortcut"]) for r in map(json.loads, map(Path.read_text, results.rglob("run.json")))
+    }
+    assert trained == shown
+
+
+@pytest.mark.slow
+def test_book_builds_at_budget_results_and_every_page_works_in_a_browser(request, tmp_path):
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).is_file():
         pytest.skip(f"no Chromium at {chromium} (apt-get install -y chromium, or set CHROMIUM)")
-    book = copy_book(tmp_path / "book_copy")
+    try:  # the smoke runs when the shared archive is here; else whatever data/results holds
+        book, results, _ = request.getfixturevalue("smoke_book")
+    except pytest.skip.Exception:
+        book, results = copy_book(tmp_path / "book_copy"), REPO_ROOT / "data" / "results"
     built = run(
         "bash",
         "ci/build_book.sh",
         "results",
-        env={"BOOK_ROOT": str(book), "RESULTS_DIR": str(REPO_ROOT / "data" / "results")},
+        env={"BOOK_ROOT": str(book), "RESULTS_DIR": str(results), "JOBS": "2"},
     )
     assert built.returncode == 0, built.stdout[-6000:] + built.stderr[-4000:]
+    if list(results.rglob("run.json")):  # the figures drawn from runs reached the page
+        html = (book / "_build" / "html" / "book" / "02_degradation.html").read_text(encoding="utf-8")
+        assert html.count("<img") >= 2, "Figures 1 and 6 are missing from the degradation chapter"
 
     checked = run(
         sys.executable, "ci/browser_check.py", "--root", str(book), "--screenshots", str(SCREENSHOTS)

@@ -96,20 +96,71 @@ EMPTY_LAYER_STD = pd.DataFrame(columns=RUN_KEYS + LAYER_STD_COLUMNS)
 # ---- choosing runs -----------------------------------------------------------------------------
 
 
-def test_select_runs_takes_the_longest_budget_and_says_what_is_missing_or_left_out():
+def test_select_runs_takes_each_nets_longest_budget_and_says_what_is_missing_or_left_out():
     runs = toy_runs(
         run_row("plain20", budget="quick"),
         run_row("plain56", budget="quick"),
         run_row("plain20", budget="full"),
         run_row("plain20", budget="smoke"),
     )
-    selection = claims.select_figure(runs, "fig1")
-    assert selection.budget == "full" and selection.iterations == ITERATIONS["full"]
-    assert list(selection.runs.arch) == ["plain20"]
-    assert selection.missing == (("plain56", "-"),)
+    selection = claims.select_runs(runs, claims.FIGURES["fig1"][0])
+    # per net: full plain-20 (its quick and smoke runs stay out), quick plain-56, nothing missing
+    assert sorted(zip(selection.runs.arch, selection.runs.budget, strict=True)) == [
+        ("plain20", "full"),
+        ("plain56", "quick"),
+    ]
+    assert selection.budgets == ("full", "quick") and selection.budget is None and not selection.missing
+    assert selection.nets_at("quick") == (("plain56", "-"),)
     assert selection.other_budgets == ("quick", "smoke")
     note = claims.provenance_note(selection, "fig1")
-    assert "budget **full**" in note and "plain-56" in note and "reproduce fig1 --budget full" in note
+    assert "budget **full** (64,000 iterations: the paper's schedule) for plain-20" in note
+    assert (
+        "budget **quick** (8,000 iterations, 1/8 of the paper's 64,000-iteration schedule) for plain-56"
+        in note
+    )
+    assert note.endswith("Also stored, not shown: budget quick (plain-20); budget smoke (plain-20).")
+
+
+def test_a_comparison_uses_one_budget_covering_most_nets_then_the_longest():
+    runs = toy_runs(
+        run_row("plain20", budget="quick"),
+        run_row("plain56", budget="quick"),
+        run_row("plain20", budget="full"),
+    )
+    common = claims.select_figure(runs, "fig1")  # a figure compares its nets: one budget
+    assert common.budget == "quick" and not common.missing and common.other_budgets == ("full",)
+    assert claims.gaps_note(common, "fig1") == "Also stored, not shown: budget full (plain-20)."
+    assert claims.select_figure(runs, "fig1", common=False).budgets == ("full", "quick")
+    both_full = toy_runs(*runs.to_dict("records"), run_row("plain56", budget="full"))
+    assert claims.select_figure(both_full, "fig1", common=True).budget == "full"
+
+
+def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_paper():
+    quick = {"budget": "quick"}
+    runs = toy_runs(
+        run_row("resnet20", budget="full"), run_row("resnet20", **quick), run_row("resnet56", **quick)
+    )
+    assert claims.select_figure(runs, "table6").budgets == ("full", "quick")
+    table = claims.table6(runs).set_index("net")["our budget"]
+    assert table["ResNet-20"] == "full" and table["ResNet-56"] == "quick" and table["ResNet-110"] == ""
+    note = claims.provenance_note(claims.select_figure(runs, "table6"), "table6")
+    assert (
+        "ResNet-1202. To add them: `python -m resnet_repro reproduce table6 --budget quick --include-1202`"
+        in note
+    )
+
+
+def test_notes_name_the_missing_nets_with_the_command_and_the_device():
+    runs = toy_runs(run_row("plain20", budget="quick", dataset="cifar10-jpeg"))
+    note = claims.provenance_note(claims.select_figure(runs, "fig1"), "fig1")
+    assert "1 seed per net, on test device" in note and "lossy JPEG copy" in note
+    assert (
+        "**Not run yet:** plain-56. To add them: `python -m resnet_repro reproduce fig1 --budget quick`"
+        in note
+    )
+    assert claims.short_provenance(claims.select_figure(runs, "fig1")) == (
+        "budget quick (8,000 it., 1/8 of the paper's schedule) · cifar10-jpeg (lossy JPEG copy) · test device"
+    )
 
 
 def test_a_non_standard_length_ranks_by_iterations_and_reproduces_with_its_flags():
@@ -249,13 +300,20 @@ def test_check_shortcuts_uses_the_deepest_complete_set():
     assert claims.check_shortcuts(toy_runs(run_row("resnet56", shortcut="B"))).status == claims.NO_RUN
 
 
-def test_shortcut_table_reports_mean_and_std_over_seeds():
+def test_shortcut_table_reports_mean_and_spread_over_the_seeds_stored_and_every_missing_net():
     runs = toy_runs(
-        run_row("resnet20", shortcut="B", test=8.0), run_row("resnet20", shortcut="B", test=9.0, seed=1)
+        run_row("resnet20", shortcut="B", test=8.0, budget="quick"),
+        run_row("resnet20", shortcut="B", test=9.0, seed=1, budget="quick"),
+        run_row("resnet20", shortcut="B", test=9.5, seed=2, budget="quick"),
+        run_row("resnet56", shortcut="C", test=7.25, budget="quick"),
     )
-    table = claims.shortcut_table(runs)
-    assert list(table.net) == ["ResNet-20 B"] and table.seeds.iloc[0] == 2
-    assert table["test error (%)"].iloc[0] == f"8.50 ± {np.std([8, 9], ddof=1):.2f}%"
+    table = claims.shortcut_table(runs).set_index("net")
+    assert list(table.index) == [f"ResNet-{d} {o}" for d in (20, 56) for o in "ABC"]
+    three = table.loc["ResNet-20 B"]
+    assert three.seeds == 3 and three.budget == "quick"
+    assert three["test error (%)"] == f"{np.mean([8, 9, 9.5]):.2f} ± {np.std([8, 9, 9.5], ddof=1):.2f}%"
+    assert table.loc["ResNet-56 C", "test error (%)"] == "7.25%"  # one seed: no spread
+    assert table.loc["ResNet-20 A", "test error (%)"] == claims.NO_RUN and table.loc["ResNet-20 A"].seeds == 0
 
 
 def test_layer_responses_checked_pairwise():
@@ -364,3 +422,126 @@ def test_provenance_table_reads_each_runs_record(tmp_path):
     )
     deviations = " ".join(claims.recorded_deviations(runs))
     assert "lossy JPEG" in deviations and "bf16" in deviations and "torch.compile" in deviations
+
+
+# ---- the introduction's status table on quick results --------------------------------------------
+
+
+QUICK_JPEG = {"budget": "quick", "dataset": "cifar10-jpeg"}
+
+
+def quick_fig6(plain_train=(5.0, 6.0, 7.0, 8.0), resnet_test=(8.5, 7.5, 7.0, 6.8, 6.5)) -> list[dict]:
+    """Figure 6's nets at the quick budget, seed 0, with the given final errors."""
+    plain = [
+        run_row(f"plain{d}", train=t, test=t + 4, **QUICK_JPEG)
+        for d, t in zip((20, 32, 44, 56), plain_train, strict=True)
+    ]
+    resnets = [
+        run_row(f"resnet{d}", test=t, train=t - 5, **QUICK_JPEG)
+        for d, t in zip((20, 32, 44, 56, 110), resnet_test, strict=True)
+    ]
+    return plain + resnets
+
+
+def verdicts(runs, layer_std=EMPTY_LAYER_STD) -> dict[str, str]:
+    status = claims.claims_status(runs, layer_std)
+    return dict(zip(status["paper's figure/table"], status["holds?"], strict=True))
+
+
+def test_status_on_quick_runs_holds_where_the_orderings_hold_and_says_no_run_yet_for_the_rest():
+    runs = toy_runs(*quick_fig6())
+    status = claims.claims_status(runs, EMPTY_LAYER_STD).set_index("paper's figure/table")
+    assert status.loc["Figure 1", "holds?"] == claims.HOLDS
+    assert status.loc["Figure 6", "holds?"] == claims.HOLDS  # ResNet-56 below plain-56
+    assert status.loc["Figure 6, Table 6", "holds?"] == claims.HOLDS  # ResNet-110 below ResNet-20
+    assert status.loc["Table 6", "holds?"] == f"{claims.NOT_COMPARABLE} (budget quick)"
+    assert status.loc["Table 3", "holds?"] == claims.NO_RUN  # no B or C runs
+    assert "reproduce shortcuts --budget quick" in status.loc["Table 3", "runs"]
+    assert status.loc["Figure 7", "holds?"] == claims.NO_RUN  # no layer responses
+    # every judged claim names its budget, data and device
+    assert status.loc["Figure 1", "runs"] == "quick · cifar10-jpeg · test device"
+
+
+def test_status_on_quick_runs_fails_where_the_orderings_fail():
+    runs = toy_runs(*quick_fig6(plain_train=(8.0, 7.0, 6.0, 5.0), resnet_test=(6.5, 6.8, 7.0, 7.5, 8.5)))
+    found = verdicts(runs)
+    assert found["Figure 1"] == claims.FAILS and found["Figure 6, Table 6"] == claims.FAILS
+    assert "here it falls: the claim **fails**" in claims.degradation_summary(runs)
+
+
+def test_status_with_shortcut_seeds_and_layer_responses():
+    shortcut_runs = [
+        run_row(f"resnet{d}", shortcut=o, test=t + 0.1 * seed, seed=seed, **QUICK_JPEG)
+        for d, base in ((20, 8.0), (56, 7.0))
+        for o, t in zip("ABC", (base, base - 0.2, base - 0.3), strict=True)
+        for seed in (1, 2)  # seed 0 of option A comes from Figure 6's runs
+        if not (o == "A" and seed == 0)
+    ] + [
+        run_row(f"resnet{d}", shortcut=o, test=t, **QUICK_JPEG)
+        for d, t in ((20, 7.8), (56, 6.8))
+        for o in "BC"
+    ]
+    runs = toy_runs(*quick_fig6(), *shortcut_runs)
+    levels = {"plain20": 1.0, "plain56": 1.2, "resnet20": 0.8, "resnet56": 0.6, "resnet110": 0.5}
+    found = verdicts(runs, toy_layer_std(runs[runs.arch.isin(levels)], levels))
+    assert found["Table 3"] == claims.HOLDS and found["Figure 7"] == claims.HOLDS
+    table = claims.shortcut_table(runs).set_index("net")
+    assert list(table.seeds) == [3, 3, 3, 3, 3, 3] and "±" in table.loc["ResNet-56 B", "test error (%)"]
+
+
+def test_a_claim_never_compares_runs_of_different_budgets():
+    # plain-20 trained long and short, plain-56 only short: compared at quick, where both exist
+    runs = toy_runs(
+        run_row("plain20", train=1.0, test=5.0, budget="full"),
+        run_row("plain20", train=5.0, test=9.0, budget="quick"),
+        run_row("plain56", train=8.0, test=12.0, budget="quick"),
+    )
+    check = claims.check_degradation(runs)
+    assert check.status == claims.HOLDS and check.note == "quick · cifar10-official · test device"
+    # runs at different budgets only: no comparison, and the command trains the missing partner
+    lone = toy_runs(run_row("plain20", budget="full"), run_row("plain56", budget="quick"))
+    check = claims.check_degradation(lone)
+    assert (
+        check.status == claims.NO_RUN
+        and check.note == "`python -m resnet_repro reproduce fig1 --budget full`"
+    )
+
+
+def test_budget_text_relates_the_length_to_the_papers_schedule():
+    assert claims.budget_text("quick", 8000) == (
+        "**quick** (8,000 iterations, 1/8 of the paper's 64,000-iteration schedule)"
+    )
+    assert claims.budget_text("full", 64000, short=True) == "full (64,000 it.: the paper's schedule)"
+    assert claims.budget_text("quick-20000it", 20000, short=True) == (
+        "quick-20000it (20,000 it., 5/16 of the paper's schedule)"
+    )
+    assert "plumbing check" in claims.budget_text("smoke", 10)
+
+
+def test_results_overview_counts_runs_and_lists_what_is_missing_with_commands():
+    runs = toy_runs(*quick_fig6())
+    text = claims.results_overview(runs)
+    assert "**9 finished runs**: 9 at budget **quick** (8,000 iterations, 1/8" in text
+    assert "9 of them were trained on **cifar10-jpeg**, a lossy JPEG copy" in text
+    assert "Trained on test device: 0.1 hours in all." in text
+    assert text.endswith(
+        "**Not run yet** at any budget: ResNet-20 B, ResNet-20 C, ResNet-56 B, ResNet-56 C. "
+        "`python -m resnet_repro reproduce shortcuts --budget quick` trains them."
+    )
+    empty = claims.results_overview(EMPTY_RUNS)
+    assert empty.startswith("**No runs stored yet**")
+    assert empty.endswith("`python -m resnet_repro reproduce fig6 shortcuts --budget quick` trains them.")
+
+
+def test_the_page_names_shared_runs_once_above_the_status_table():
+    status = claims.claims_status(toy_runs(*quick_fig6()), EMPTY_LAYER_STD)
+    table, note = claims.status_for_page(status)
+    assert note.endswith("(budget · data · device): quick · cifar10-jpeg · test device.")
+    by_source = table.set_index("paper's figure/table").runs
+    assert by_source["Figure 1"] == claims.SAME_RUNS and by_source["Section 4.1"] == claims.COUNTED
+    assert by_source["Table 3"].startswith(
+        "`python -m resnet_repro reproduce shortcuts"
+    )  # no run: the command
+    mixed = toy_runs(*quick_fig6(), run_row("resnet110", budget="full", dataset="cifar10-jpeg"))
+    table, note = claims.status_for_page(claims.claims_status(mixed, EMPTY_LAYER_STD))
+    assert note == "" and table.set_index("paper's figure/table").runs["Table 6"].startswith("full ·")

@@ -73,3 +73,10 @@ def test_train_briefly_trains_the_chosen_net_on_the_shared_archive(shared_archiv
     rows = explorer.train_briefly("plain8", 4, data=data, device="cpu", results_dir=out, progress=False)
     assert list(rows.iteration) == [1, 2, 3, 4] and set(rows.arch) == {"plain8"}
     assert rows.test_error.between(0, 100).all()
+
+
+def test_the_stored_curves_say_their_budget_device_and_data():
+    runs = toy_runs(run_row("resnet20", budget="quick", dataset="cifar10-jpeg"))
+    note = explorer.curves_note(explorer.nearest_trained(runs, "residual", 20), "residual", 20).data
+    assert note.startswith("Stored run: budget **quick** (8,000 iterations, 1/8 of the paper's")
+    assert "on test device; trained on **cifar10-jpeg**, a lossy JPEG copy" in note

@@ -157,3 +157,42 @@ def test_glue_turns_numpy_scalars_into_plain_numbers(monkeypatch):
     plots.glue("ratio", np.float64(6.5))
     plots.glue("count", np.int64(5))
     assert type(glued["ratio"]) is float and type(glued["count"]) is int
+
+
+def test_panels_with_the_same_runs_are_described_once_and_each_names_what_it_lacks(monkeypatch):
+    monkeypatch.setattr(plots, "show", lambda fig: None)
+    quick = {"budget": "quick", "dataset": "cifar10-jpeg"}
+    runs = toy_runs(
+        *(run_row(a, **quick) for a in ("plain20", "plain56", "resnet20", "resnet56", "resnet110"))
+    )
+    notes = plots.figure_notes(plots.show_figure6(runs, toy_histories(runs))).split("\n\n")
+    assert len(notes) == 3 and notes[0].startswith("Shown: budget **quick**") and "Shown" not in notes[1]
+    assert notes[1].startswith("*Plain nets:* **Not run yet:** plain-32, plain-44.")
+    assert notes[2].startswith("*ResNets:* **Not run yet:** ResNet-32, ResNet-44.")
+    assert "`python -m resnet_repro reproduce fig6 --budget quick`" in notes[2]
+
+
+def test_figures_carry_their_budget_data_and_device_under_the_axes(monkeypatch):
+    shown = []
+    monkeypatch.setattr(plots, "show", shown.append)
+    quick = {"budget": "quick", "dataset": "cifar10-jpeg"}
+    runs = toy_runs(run_row("plain20", **quick), run_row("plain56", **quick))
+    plots.show_figure1(runs, toy_histories(runs))
+    (figure,) = shown
+    assert [text.get_text() for text in figure.texts] == [
+        "budget quick (8,000 it., 1/8 of the paper's schedule) · cifar10-jpeg (lossy JPEG copy) · test device"
+    ]
+
+
+def test_nets_of_different_budgets_drawn_together_say_their_budget_in_the_legend():
+    runs = toy_runs(run_row("resnet20", budget="full"), run_row("resnet56", budget="quick"))
+    assert list(plots.mean_curves(toy_histories(runs))) == ["ResNet-20 (full)", "ResNet-56 (quick)"]
+    assert list(plots.mean_curves(toy_histories(runs.iloc[:1]))) == ["ResNet-20"]
+
+
+def test_shared_columns_are_named_once_above_a_table():
+    table = pd.DataFrame({"run": ["a", "b"], "device": ["H100", "H100"], "minutes": [1.0, 2.0]})
+    rest, note = plots.shared_columns(table, keep=["run"])
+    assert list(rest.columns) == ["run", "minutes"] and note == "Every run: device **H100**."
+    one_row, note = plots.shared_columns(table.iloc[:1])
+    assert one_row.equals(table.iloc[:1]) and note == ""  # one run: nothing is "shared"
