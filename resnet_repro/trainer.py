@@ -623,7 +623,7 @@ def _load_checkpoint(folder: Path, config: RunConfig, data: CifarData, device: t
         raise ValueError(
             f"{path}: checkpoint format {checkpoint.get('format')} (expected {CHECKPOINT_FORMAT})"
         )
-    _check_same(path, "checkpoint", checkpoint["identity"], config.result_identity())
+    check_same_run(path, "checkpoint", checkpoint["identity"], config.result_identity())
     if checkpoint["dataset"] != dataset_key(data.identity):
         raise ValueError(
             f"{path}: checkpoint of a run on other data ({checkpoint['dataset']['sha256']}); "
@@ -639,7 +639,8 @@ def _load_checkpoint(folder: Path, config: RunConfig, data: CifarData, device: t
     return checkpoint
 
 
-def _check_same(path: Path, what: str, old: dict, new: dict) -> None:
+def check_same_run(path: Path, what: str, old: dict, new: dict) -> None:
+    """Refuse `what` (a checkpoint or results) at `path` whose result-deciding fields differ from now."""
     differences = [
         f"{key}: {old.get(key)!r} there, {new.get(key)!r} now" for key in new if old.get(key) != new[key]
     ]
@@ -653,7 +654,7 @@ def _check_finished_run(folder: Path, config: RunConfig, data: CifarData | None)
     """A finished run only stands for `config` if it computed the same thing on the same images."""
     record = read_run_record(folder)
     previous = RunConfig.from_dict(record["config"])
-    _check_same(folder / RUN_FILE, "results", previous.result_identity(), config.result_identity())
+    check_same_run(folder / RUN_FILE, "results", previous.result_identity(), config.result_identity())
     if data is not None:
         same_data = record["provenance"]["dataset"]["sha256"] == data.identity.get("sha256")
     elif previous.data is None or config.data is None:

@@ -49,7 +49,16 @@ from ..results import (
     write_json,
 )
 from ..schedule import BASE_LR, LR_DIVISOR, Schedule, learning_rate
-from ..trainer import MOMENTUM, WEIGHT_DECAY, Clock, GracefulInterrupt, Tally, cudnn_benchmark, device_name
+from ..trainer import (
+    MOMENTUM,
+    WEIGHT_DECAY,
+    Clock,
+    GracefulInterrupt,
+    Tally,
+    check_same_run,
+    cudnn_benchmark,
+    device_name,
+)
 from .config import ImageNetConfig
 from .data import (
     PCA_STD,
@@ -226,7 +235,7 @@ def _train(config, procs: Processes, results_dir, progress, force, stop_after_ep
         )
     if is_finished(folder) and not force:
         record = read_run_record(folder)
-        _check_same(folder / RUN_FILE, record["identity"], config.result_identity())
+        check_same_run(folder / RUN_FILE, "results", record["identity"], config.result_identity())
         source = record["provenance"]["dataset"]["source"]
         if Path(source) != Path(config.data).resolve():
             raise ValueError(
@@ -566,21 +575,13 @@ def _load_checkpoint(path: Path, config: ImageNetConfig, data: ImageNetData) -> 
         raise ValueError(
             f"{path}: checkpoint format {checkpoint.get('format')} (expected {CHECKPOINT_FORMAT})"
         )
-    _check_same(path, checkpoint["identity"], config.result_identity())
+    check_same_run(path, "checkpoint", checkpoint["identity"], config.result_identity())
     if checkpoint["dataset"] != data.identity["sha256"]:
         raise ValueError(
             f"{path}: checkpoint of a run on other images (fingerprint {checkpoint['dataset'][:12]}..., "
             f"now {data.identity['sha256'][:12]}...); use the same --data, or --force to start over"
         )
     return checkpoint
-
-
-def _check_same(path: Path, old: dict, new: dict) -> None:
-    differences = [
-        f"{key}: {old.get(key)!r} there, {new[key]!r} now" for key in new if old.get(key) != new[key]
-    ]
-    if differences:
-        raise ValueError(f"{path}: a different run ({'; '.join(differences)}); pass --force to replace it")
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
