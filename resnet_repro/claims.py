@@ -541,13 +541,7 @@ def check_degradation(runs: pd.DataFrame) -> Check:
     selection = select_figure(runs, "fig1")
     if selection.missing:
         return Check(claim, "Figure 1", CURVES_ONLY, "", NO_RUN, _to_run(selection, "fig1"))
-    errors = net_results(selection).set_index("label")
-    shallow, deep = errors.loc["plain-20"], errors.loc["plain-56"]
-    ours = (
-        f"train {pct(shallow.train_mean)} vs {pct(deep.train_mean)}; "
-        f"test {pct(shallow.test_mean)} vs {pct(deep.test_mean)}"
-    )
-    results = [deep.train_mean > shallow.train_mean, deep.test_mean > shallow.test_mean]
+    ours, results = _lower_train_and_test(selection, "plain-20", "plain-56", better="plain-20")
     return Check(claim, "Figure 1", CURVES_ONLY, ours, _judged(selection, results), _runs_note(selection))
 
 
@@ -572,14 +566,21 @@ def check_residual_beats_plain(runs: pd.DataFrame) -> Check:
     selection = select_runs(runs, (net("plain56"), net("resnet56")), common=True)
     if selection.missing:
         return Check(claim, "Figure 6", CURVES_ONLY, "", NO_RUN, _to_run(selection, "fig6_plain"))
-    errors = net_results(selection).set_index("label")
-    plain, residual = errors.loc["plain-56"], errors.loc["ResNet-56"]
-    ours = (
-        f"train {pct(plain.train_mean)} vs {pct(residual.train_mean)}; "
-        f"test {pct(plain.test_mean)} vs {pct(residual.test_mean)}"
-    )
-    results = [residual.train_mean < plain.train_mean, residual.test_mean < plain.test_mean]
+    ours, results = _lower_train_and_test(selection, "plain-56", "ResNet-56", better="ResNet-56")
     return Check(claim, "Figure 6", CURVES_ONLY, ours, _judged(selection, results), _runs_note(selection))
+
+
+def _lower_train_and_test(selection: Selection, first: str, second: str, better: str):
+    """Our errors of two nets, "train <first> vs <second>; test <first> vs <second>", and whether the
+    `better` one of them has both the lower training and the lower test error."""
+    errors = net_results(selection).set_index("label")
+    one, other = errors.loc[first], errors.loc[second]
+    ours = (
+        f"train {pct(one.train_mean)} vs {pct(other.train_mean)}; "
+        f"test {pct(one.test_mean)} vs {pct(other.test_mean)}"
+    )
+    good, bad = (one, other) if better == first else (other, one)
+    return ours, [good.train_mean < bad.train_mean, good.test_mean < bad.test_mean]
 
 
 SPREAD_MULTIPLE = 2  # "close to the paper": within two of the paper's standard deviations of its mean

@@ -316,7 +316,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     )
     unfinished = [folder for folder in folders if not is_finished(folder)]
     for folder in folders:
-        print(_summary(folder) if is_finished(folder) else f"{folder.name}: not finished -> {folder}")
+        print(f"{folder.name}: not finished -> {folder}" if folder in unfinished else _summary(folder))
     if unfinished:
         print(f"{len(unfinished)} runs not finished: run the same command again to train (or resume) them")
         return EXIT_INTERRUPTED
