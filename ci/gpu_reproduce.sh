@@ -96,10 +96,13 @@ bench_limit=$((deadline - SECONDS < 150 ? deadline - SECONDS : 150))
 step "1. throughput benchmark" timeout "$bench_limit" "$python" benchmarks/train_throughput.py --device "$device" \
   --arch resnet56 --steps "${BENCH_STEPS:-200}" --rounds 2 --warmup 20 "${data_flag[@]}" \
   --compile default,off 2>&1 | tee "$out/benchmark.txt"
+finished() { find "$results" -name run.json | wc -l; }
+finished_before=$(finished)
 step "2. fig6 fig7 shortcuts, seed 0, $budget" sweep "$budget" 1 0 fig6 fig7 shortcuts
 first=$?
-# A sweep where every run failed means something is broken: stop, so the rest of the time is not spent.
-if [ $first -ne 0 ] && [ $first -ne 130 ] && ! ls "$results"/*/*/run.json >/dev/null 2>&1; then
+# A sweep where runs failed and none finished means something is broken: stop, so the rest of the
+# time is not spent (runs resumed from RESUME count only if they finished here).
+if [ $first -ne 0 ] && [ $first -ne 130 ] && [ "$(finished)" -eq "$finished_before" ]; then
   echo "every run failed: see the logs" | tee -a "$out/machine.txt"
 else
   step "3. shortcuts, ${SHORTCUT_SEEDS:-3} seeds, $budget" sweep "$budget" "${SHORTCUT_SEEDS:-3}" 0 shortcuts
