@@ -36,12 +36,12 @@ from resnet_repro.trainer import (
     MOMENTUM,
     WEIGHT_DECAY,
     TrainingLoop,
-    build_model,
     cudnn_benchmark,
     device_name,
     resolve_device,
     resolve_speed,
 )
+from resnet_repro.weights import build_model
 
 
 class PILCifar(Dataset):

@@ -149,7 +149,12 @@ def _run_options() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     speed = parent.add_argument_group("speed (none changes the algorithm; auto = what helps on the device)")
     speed.add_argument("--channels-last", choices=SWITCH, default="auto", help="NHWC memory layout")
-    speed.add_argument("--amp", choices=SWITCH, default="auto", help="bf16 autocast (auto: on CUDA)")
+    speed.add_argument(
+        "--amp",
+        choices=SWITCH,
+        default="auto",
+        help="bf16 autocast (auto: on CUDA and on CPUs with bf16 instructions)",
+    )
     speed.add_argument(
         "--compile",
         choices=COMPILE_MODES,

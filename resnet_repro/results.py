@@ -5,6 +5,8 @@ Layout (one folder per run, shared by every experiment that needs the run):
     <results_dir>/<budget label>/<run>/
         history.csv     iteration, lr, train_loss, train_error, test_error (errors in %)
         layer_std.csv   layer, name, std (Figure 7)
+        grad_norm.csv   iteration, layer, name, grad_norm (section 4.1: gradients along training)
+        weights.pt      the trained weights (weights.py)
         run.json        config, budget, final errors, params, times, speed options, provenance
         checkpoint.pt   only while training; deleted when the run finishes
 
@@ -35,14 +37,17 @@ from .config import PLAIN_SHORTCUT, RunConfig
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS_DIR = REPO_ROOT / "data" / "results"
 
-HISTORY_FILE, LAYER_STD_FILE, RUN_FILE, CHECKPOINT_FILE = (
+HISTORY_FILE, LAYER_STD_FILE, GRAD_NORM_FILE, WEIGHTS_FILE, RUN_FILE, CHECKPOINT_FILE = (
     "history.csv",
     "layer_std.csv",
+    "grad_norm.csv",
+    "weights.pt",
     "run.json",
     "checkpoint.pt",
 )
 HISTORY_COLUMNS = ["iteration", "lr", "train_loss", "train_error", "test_error"]
 LAYER_STD_COLUMNS = ["layer", "name", "std"]
+GRAD_NORM_COLUMNS = ["iteration", "layer", "name", "grad_norm"]
 RUN_KEYS = ["run", "arch", "family", "depth", "shortcut", "seed", "budget", "dataset"]
 RUN_COLUMNS = [
     "experiment",
@@ -215,9 +220,11 @@ def load_runs(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=RUN_COLUMNS)
 
 
-def _per_run_table(results_dir, filename: str, columns: list[str]) -> pd.DataFrame:
+def _per_run_table(results_dir, filename: str, columns: list[str], optional: bool = False) -> pd.DataFrame:
     frames = []
     for folder, record in _finished_runs(results_dir):
+        if optional and not (folder / filename).is_file():
+            continue
         table = pd.read_csv(folder / filename)
         keys = {key: value for key, value in _run_row(folder, record).items() if key in RUN_KEYS}
         frames.append(table.assign(**keys)[RUN_KEYS + columns])
@@ -233,6 +240,18 @@ def load_histories(results_dir: str | os.PathLike | None = None) -> pd.DataFrame
     lines); test_error: on the whole test set at that iteration (%, the bold lines).
     """
     return _per_run_table(results_dir, HISTORY_FILE, HISTORY_COLUMNS)
+
+
+def load_grad_norms(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The gradient norms of every finished run that recorded them: run keys + iteration, layer, name,
+    grad_norm.
+
+    grad_norm: the L2 norm of the gradient of the cross-entropy loss with respect to the layer's response
+    (the output of the batch norm after a 3x3 convolution, as in layer_std.csv), on one fixed mini-batch
+    of 128 unaugmented training images, in training mode, at initialisation (iteration 0) and at every
+    eval point. Runs finished before this was recorded have no grad_norm.csv and are left out.
+    """
+    return _per_run_table(results_dir, GRAD_NORM_FILE, GRAD_NORM_COLUMNS, optional=True)
 
 
 def load_layer_std(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:

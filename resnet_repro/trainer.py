@@ -38,15 +38,19 @@ from tqdm.auto import tqdm
 from .augment import mean_image, normalize, random_crop_flip
 from .config import RunConfig
 from .data import CifarData, load_cifar10, split_validation, take_subset
+from .evaluation import autocast, gradient_norms, test_error
 from .flops import count_macs, count_params
-from .models import build_cifar, response_layers
+from .models import response_layers
 from .results import (
     CHECKPOINT_FILE,
+    GRAD_NORM_COLUMNS,
+    GRAD_NORM_FILE,
     HISTORY_COLUMNS,
     HISTORY_FILE,
     LAYER_STD_COLUMNS,
     LAYER_STD_FILE,
     RUN_FILE,
+    WEIGHTS_FILE,
     atomic_write,
     cpu_name,
     git_commit,
@@ -58,6 +62,7 @@ from .results import (
     write_json,
 )
 from .schedule import WARMUP_UNTIL_TRAIN_ERROR, eval_iterations, learning_rate
+from .weights import build_model, save_weights
 
 # ---------------------------------------------------------------------------------------------------------
 # The recipe (section 4.2)
@@ -68,7 +73,6 @@ MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-4
 PAD = 4  # pixels of zero padding before the random crop (zero = the mean pixel: images are normalized first)
 WARMUP_CHECK_EVERY = 10  # iterations: warm-up ends when these mini-batches' error is below 80%
-EVAL_BATCH = 1000  # test images per forward pass (no effect on the result)
 AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation stream is seeded apart from the data order
 COMPILE_MIN_ITERATIONS = 2000  # below this, compiling (tens of seconds) costs more than it saves
 CHECKPOINT_FORMAT = 1
@@ -122,13 +126,27 @@ def resolve_speed(config: RunConfig, device: torch.device, iterations: int) -> S
         compile_mode = "default" if capable and iterations >= COMPILE_MIN_ITERATIONS else "off"
     return SpeedOptions(
         channels_last=switch(config.channels_last, True),  # faster on GPUs, and ~1.3x on this CPU too
-        amp=switch(config.amp, cuda),  # bf16 on a CPU is emulated on most chips: slower
+        amp=switch(config.amp, cuda or cpu_has_native_bf16()),
         compile=compile_mode,
         data_on_device=switch(config.data_on_device, True),
         fused_optimizer=switch(config.fused_optimizer, cuda),
         cudnn_benchmark=switch(config.cudnn_benchmark, cuda),
         compile_fallback=config.compile == "auto",
     )
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16 instructions).
+
+    There oneDNN runs bf16 convolutions about 2-4x faster than fp32; on other CPUs it emulates bf16 and
+    autocast would be slower. torch.cpu.get_capabilities() reads the CPUID flags (torch >= 2.6; older
+    versions answer False, so they train in fp32 as before).
+    """
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is None:
+        return False
+    flags = capabilities()
+    return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
 
 
 @contextlib.contextmanager
@@ -177,30 +195,6 @@ class Tally:
         self.seen = state["seen"]
 
 
-class Moments:
-    """Mean and variance of every element of a stream of tensors, merged batch by batch on the device
-    (Chan et al.'s pairwise update, float64 totals), so no full-size float64 copy is ever made."""
-
-    def __init__(self, device: torch.device):
-        self.count = 0
-        self.mean = torch.zeros((), dtype=torch.float64, device=device)
-        self.m2 = torch.zeros((), dtype=torch.float64, device=device)
-
-    def add(self, values: torch.Tensor) -> None:
-        n = values.numel()
-        batch_var, batch_mean = torch.var_mean(values.detach().float(), correction=0)
-        batch_m2 = batch_var.double() * n
-        total = self.count + n
-        delta = batch_mean.double() - self.mean
-        self.mean += delta * (n / total)
-        self.m2 += batch_m2 + delta.square() * (self.count * n / total)
-        self.count = total
-
-    def std(self) -> float:
-        """Population standard deviation."""
-        return (self.m2 / self.count).sqrt().item()
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The training loop: one model, its optimizer and its data stream
 # ---------------------------------------------------------------------------------------------------------
@@ -226,6 +220,10 @@ class TrainingLoop:
         self.test_images = normalize(data.test_images.to(self.data_device), self.mean)  # the single view
         self.test_images = self.test_images.contiguous(memory_format=self.memory_format)
         self.test_labels = data.test_labels.to(self.data_device)
+        # A fixed, unaugmented mini-batch (the first 128 training images) for the gradient norms.
+        self.probe_images = normalize(self.train_images[:BATCH_SIZE], self.mean).to(self.device)
+        self.probe_images = self.probe_images.contiguous(memory_format=self.memory_format)
+        self.probe_labels = self.train_labels[:BATCH_SIZE].to(self.device)
         if len(self.train_labels) < BATCH_SIZE:
             raise ValueError(
                 f"{len(self.train_labels)} training images are fewer than one batch of {BATCH_SIZE}"
@@ -251,7 +249,7 @@ class TrainingLoop:
             self.forward = torch.compile(self.model, mode=speed.compile, dynamic=False)
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.speed.amp)
+        return autocast(self.device, self.speed.amp)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next 128 images of the epoch's permutation, normalized and augmented, and their labels.
@@ -311,33 +309,17 @@ class TrainingLoop:
             self.speed = replace(self.speed, compile=f"off (compile failed: {type(err).__name__})")
             self._sgd_step(images, labels, lr, track_window)
 
-    @torch.no_grad()
     def evaluate(self, layers: list[tuple[str, nn.Module]] | None = None) -> tuple[float, list[float] | None]:
-        """Test error (%) of the single original view of every test image, with batch norm in eval mode.
+        """Test error (%) and, for `layers`, their responses' standard deviations (see evaluation.py).
 
-        layers: modules whose outputs to measure (Figure 7): returns the population standard deviation
-        of all elements of each one's output over the whole test set (every image, channel and position).
-        Runs the eager model: a compiled one would compile again for eval mode for little gain.
+        Runs the eager model, with the training step's bf16 setting: a compiled one would compile again
+        for eval mode for little gain.
         """
-        self.model.eval()
-        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
-        moments = [Moments(self.device) for _ in layers or []]
-        hooks = [
-            module.register_forward_hook(lambda _m, _i, output, m=m: m.add(output))
-            for (_, module), m in zip(layers or [], moments, strict=True)
-        ]
-        try:
-            for start in range(0, len(self.test_labels), EVAL_BATCH):
-                images = self.test_images[start : start + EVAL_BATCH].to(self.device, non_blocking=True)
-                labels = self.test_labels[start : start + EVAL_BATCH].to(self.device, non_blocking=True)
-                with self._autocast():
-                    wrong += (self.model(images).argmax(dim=1) != labels).sum()
-        finally:
-            for hook in hooks:
-                hook.remove()
-            self.model.train()
-        error = 100.0 * wrong.item() / len(self.test_labels)
-        return error, ([m.std() for m in moments] if layers else None)
+        return test_error(self.model, self.test_images, self.test_labels, self.device, self.speed.amp, layers)
+
+    def gradient_norms(self, layers: list[tuple[str, nn.Module]]) -> list[float]:
+        """Per-layer gradient norms on the fixed probe mini-batch; changes no state (see evaluation.py)."""
+        return gradient_norms(self.model, self.probe_images, self.probe_labels, layers, self.speed.amp)
 
     def state_dict(self) -> dict:
         """Everything the next step depends on, as tensors and plain types (for weights_only loading)."""
@@ -409,6 +391,8 @@ class RunState:
     train_time_s: float = 0.0  # in the training loop (steps and test passes), over all sessions
     wall_time_s: float = 0.0  # in train(), including data loading and compilation, over all sessions
     sessions: int = 0  # how many train() calls this run took (1 + resumptions)
+    eval_time_s: float = 0.0  # of train_time_s: in test passes and gradient-norm probes
+    grad_norms: list[dict] = field(default_factory=list)  # rows of grad_norm.csv
 
 
 class GracefulInterrupt:
@@ -464,7 +448,7 @@ def train(
             print(f"{folder}: finished already (force=True or --force trains it again)")
         return folder
     if force:
-        for name in (RUN_FILE, HISTORY_FILE, LAYER_STD_FILE, CHECKPOINT_FILE):
+        for name in (RUN_FILE, HISTORY_FILE, LAYER_STD_FILE, GRAD_NORM_FILE, WEIGHTS_FILE, CHECKPOINT_FILE):
             (folder / name).unlink(missing_ok=True)
     clock = Clock()
     device = resolve_device(config.device)
@@ -481,10 +465,6 @@ def train(
         state.sessions += 1
         _run(loop, config, state, folder, data, clock, progress, stop_after)
     return folder
-
-
-def build_model(config: RunConfig) -> nn.Module:
-    return build_cifar(config.arch, "A" if config.family == "plain" else config.shortcut)
 
 
 class Clock:
@@ -521,6 +501,8 @@ def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None
         last_save, saved_at = time.monotonic(), loop.iteration
 
     clock.start_loop()
+    if not state.grad_norms:
+        _record_gradient_norms(loop, state)  # at initialisation
     try:
         with GracefulInterrupt() as interrupt:
             while loop.iteration < schedule.iterations:
@@ -564,9 +546,13 @@ def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None
 
 
 def _eval_point(loop: TrainingLoop, schedule, state: RunState, layers=None) -> tuple[dict, list | None]:
-    """Record one point of the curves: the mini-batches since the last point, then a test pass."""
+    """Record one point of the curves: the mini-batches since the last point, a test pass, and the
+    gradient norms."""
     train_loss, train_error = loop.interval.pop()
+    started = time.perf_counter()
     test_error, stds = loop.evaluate(layers)
+    state.eval_time_s += time.perf_counter() - started
+    _record_gradient_norms(loop, state)
     row = {
         "iteration": loop.iteration,
         "lr": learning_rate(loop.iteration - 1, schedule, state.warmup_ended_at),  # of the last step
@@ -576,6 +562,17 @@ def _eval_point(loop: TrainingLoop, schedule, state: RunState, layers=None) -> t
     }
     state.history.append(row)
     return row, stds
+
+
+def _record_gradient_norms(loop: TrainingLoop, state: RunState) -> None:
+    started = time.perf_counter()
+    layers = response_layers(loop.model)
+    norms = loop.gradient_norms(layers)
+    state.grad_norms += [
+        {"iteration": loop.iteration, "layer": i, "name": name, "grad_norm": norm}
+        for i, ((name, _), norm) in enumerate(zip(layers, norms, strict=True), 1)
+    ]
+    state.eval_time_s += time.perf_counter() - started
 
 
 def _final_point(loop: TrainingLoop, schedule, state: RunState) -> list[dict]:
@@ -680,9 +677,12 @@ def _check_finished_run(folder: Path, config: RunConfig, data: CifarData | None)
 def _write_results(
     folder: Path, config: RunConfig, data: CifarData, loop: TrainingLoop, state: RunState, stds
 ):
-    """history.csv and layer_std.csv, then run.json last: its presence marks the run as finished."""
+    """The curves, layer responses, gradient norms and weights, then run.json last: its presence marks the
+    run as finished."""
     write_csv(folder / HISTORY_FILE, HISTORY_COLUMNS, state.history)
     write_csv(folder / LAYER_STD_FILE, LAYER_STD_COLUMNS, stds)
+    write_csv(folder / GRAD_NORM_FILE, GRAD_NORM_COLUMNS, state.grad_norms)
+    save_weights(folder / WEIGHTS_FILE, loop.model)
     plan, schedule = config.plan(), config.schedule()
     last = state.history[-1]
     commit, dirty = git_commit()
@@ -715,9 +715,11 @@ def _write_results(
         "macs": count_macs(loop.model),
         "wall_time_s": state.wall_time_s,
         "train_time_s": state.train_time_s,
+        "eval_time_s": state.eval_time_s,
         "sessions": state.sessions,
         "speed": asdict(loop.speed),
         "checkpoint": "deleted when the run finished",
+        "weights": f"{WEIGHTS_FILE}: conv and linear weights in fp16, batch norm in fp32 (weights.py)",
         "provenance": {
             "git_commit": commit,
             "git_dirty": dirty,
