@@ -78,7 +78,7 @@ class RunConfig:
     # Speed options: none changes the algorithm; "auto" picks what helps on the device (recorded in run.json).
     channels_last: str = "auto"  # NHWC memory layout for the convolutions
     amp: str = "auto"  # bf16 autocast (weights, BN statistics stay fp32); auto = CUDA, CPUs with bf16 units
-    compile: str = "auto"  # torch.compile mode, or "off"; auto = "default" on CUDA for long runs
+    compile: str = "auto"  # torch.compile mode, or "off"; auto = "default" for runs of 2,000+ iterations
     data_on_device: str = "auto"  # keep the whole dataset on the accelerator, augment there
     fused_optimizer: str = "auto"  # fused SGD kernel; auto = on CUDA
     cudnn_benchmark: str = "auto"  # let cuDNN pick its fastest convolution algorithms; auto = on CUDA

@@ -225,7 +225,8 @@ def test_speed_options_resolve_per_device_and_can_all_be_switched_off():
     auto = resolve_speed(RunConfig(), cpu, 64_000)
     assert auto.channels_last and auto.data_on_device
     assert auto.amp == trainer.cpu_has_native_bf16()  # see test_amp_auto_follows_the_cpus_bf16_units
-    assert (auto.compile, auto.fused_optimizer, auto.cudnn_benchmark) == ("off", False, False)
+    assert (auto.compile, auto.fused_optimizer, auto.cudnn_benchmark) == ("default", False, False)
+    assert resolve_speed(RunConfig(), cpu, 100).compile == "off"  # too short to repay the compile
     off = resolve_speed(RunConfig(**{name: "off" for name in SPEED_FIELDS}), cpu, 64_000)
     assert off == SpeedOptions(False, False, "off", False, False, False, compile_fallback=False)
 
