@@ -26,5 +26,6 @@ install_deb npm npm "vendoring the book's JavaScript (ci/vendor_js.sh)" --no-ins
 echo "== ruff"
 python3 -m ruff check .
 python3 -m ruff format --check .
+bash ci/check_workflows.sh  # zizmor and actionlint on .github/workflows/
 echo "== pytest"
 python3 -m pytest "$@"
