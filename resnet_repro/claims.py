@@ -1058,3 +1058,267 @@ def recorded_deviations(runs: pd.DataFrame) -> list[str]:
             f"{compiled.sum()} runs were compiled with torch.compile (same arithmetic, fused kernels)."
         )
     return items
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Why residual nets train: section 4.1's signals, and the lesion study of Veit, Wilber and Belongie (2016)
+# ---------------------------------------------------------------------------------------------------------
+
+FIGURES["gradients"] = (_nets("plain", (20, 56)) + _nets("resnet", (20, 56)), "fig7")
+FIGURES["lesion"] = ((net("resnet56"), net("plain56"), net("resnet110")), "fig7")
+# "The backward propagated gradients exhibit healthy norms": not so if the first layers' gradients fall by
+# two orders of magnitude (or more) below the last layers'.
+EDGE_LAYERS = 3  # the first and the last 3x3 layers compared (geometric mean of their gradient norms)
+VANISHING_FACTOR = 100
+SECTION_41 = "Section 4.1"
+LITERATURE_LESION = "Veit, Wilber and Belongie (2016)"  # not the paper: labelled so wherever it is shown
+
+
+def gradient_ratios(grad_norms: pd.DataFrame, edge: int = EDGE_LAYERS) -> pd.DataFrame:
+    """Per run and recorded iteration: the geometric mean of the gradient norms of the first `edge` layers,
+    of the last `edge`, and first/last (below 1: the gradient shrinks on its way back to the input)."""
+    import numpy as np
+
+    rows = []
+    for (budget, run, arch, shortcut, iteration), group in grad_norms.groupby(
+        ["budget", "run", "arch", "shortcut", "iteration"], sort=False
+    ):
+        norms = group.sort_values("layer").grad_norm.to_numpy(dtype=float)
+        first, last = (float(np.exp(np.log(part).mean())) for part in (norms[:edge], norms[-edge:]))
+        rows.append(
+            {"budget": budget, "run": run, "arch": arch, "shortcut": shortcut, "label": label(arch, shortcut),
+             "iteration": int(iteration), "first": first, "last": last, "ratio": first / last}
+        )  # fmt: skip
+    columns = ["budget", "run", "arch", "shortcut", "label", "iteration", "first", "last", "ratio"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def gradient_extremes(ratios: pd.DataFrame) -> pd.DataFrame:
+    """Per net (mean over seeds per iteration): first/last at initialisation, its lowest value along training
+    and where, and its highest."""
+    rows = []
+    for (arch, shortcut, name), group in ratios.groupby(["arch", "shortcut", "label"], sort=False):
+        mean = group.groupby("iteration").ratio.mean()
+        rows.append(
+            {"arch": arch, "shortcut": shortcut, "label": name, "at_init": mean.iloc[0],
+             "lowest": mean.min(), "lowest_at": int(mean.idxmin()), "highest": mean.max(),
+             "highest_at": int(mean.idxmax()), "iterations": len(mean)}
+        )  # fmt: skip
+    columns = ["arch", "shortcut", "label", "at_init", "lowest", "lowest_at", "highest", "highest_at"]
+    return pd.DataFrame(rows, columns=[*columns, "iterations"])
+
+
+def _times(ratio: float) -> str:
+    """A ratio as the reader says it: "0.43x", "12x", "1/250"."""
+    if ratio < 0.01:
+        return f"1/{1 / ratio:,.0f}"
+    return f"{ratio:.2g}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
+def check_gradients(runs: pd.DataFrame, grad_norms: pd.DataFrame) -> Check:
+    """Section 4.1: with batch norm, plain nets' backward gradients keep healthy norms: at no recorded
+    iteration do the first layers' gradient norms fall VANISHING_FACTOR times below the last layers'."""
+    claim = (
+        f"Plain nets' gradients do not vanish: the first {EDGE_LAYERS} layers' gradient norms never fall "
+        f"{VANISHING_FACTOR}x below the last {EDGE_LAYERS} layers'"
+    )
+    paper = (
+        '"the backward propagated gradients exhibit healthy norms with BN" (ImageNet plain-18/34, no number)'
+    )
+    selection = select_figure(runs, "gradients")
+    ratios = gradient_ratios(rows_of(grad_norms, selection))
+    extremes = gradient_extremes(ratios)
+    plain = extremes[extremes.arch.str.startswith("plain")]
+    if plain.empty:
+        return Check(claim, SECTION_41, paper, "", NO_RUN, _to_run(selection, "gradients"))
+    ours = "; ".join(
+        f"{r.label}: first/last {_times(r.at_init)} at initialisation, lowest {_times(r.lowest)} "
+        f"(iteration {r.lowest_at:,})"
+        for r in plain.itertuples()
+    )
+    results = [r.lowest >= 1 / VANISHING_FACTOR for r in plain.itertuples()]
+    return Check(claim, SECTION_41, paper, ours, _judged(selection, results), _runs_note(selection))
+
+
+def check_forward_signals(runs: pd.DataFrame, layer_std: pd.DataFrame) -> Check:
+    """Section 4.1: batch norm keeps plain nets' forward signals at non-zero variance (the trained nets,
+    Figure 7's data): no layer's response std falls VANISHING_FACTOR times below the net's median layer."""
+    claim = "Plain nets' forward signals do not vanish: "
+    claim += f"no layer responds {VANISHING_FACTOR}x below the median one"
+    paper = '"BN ... ensures forward propagated signals to have non-zero variances" (no number)'
+    selection = select_figure(runs, "gradients")
+    rows = rows_of(layer_std, selection)
+    rows = rows[rows.family == "plain"] if not rows.empty else rows
+    if rows.empty:
+        return Check(claim, SECTION_41, paper, "", NO_RUN, _to_run(selection, "gradients"))
+    parts, results = [], []
+    for (arch, shortcut), group in rows.groupby(["arch", "shortcut"], sort=False):
+        std = group.groupby("layer")["std"].mean()
+        parts.append(f"{label(arch, shortcut)}: lowest std {std.min():.3g}, median {std.median():.3g}")
+        results.append(std.min() * VANISHING_FACTOR >= std.median())
+    return Check(
+        claim, SECTION_41, paper, "; ".join(parts), _judged(selection, results), _runs_note(selection)
+    )
+
+
+def gradient_summary(runs: pd.DataFrame, grad_norms: pd.DataFrame) -> str:
+    """Markdown: the gradient verdict in words, plain nets first, the ResNets beside them, said plainly."""
+    check = check_gradients(runs, grad_norms)
+    if check.status == NO_RUN:
+        return f"**No gradient norms yet.** Run {check.note} to record them (every finished run writes them)."
+    selection = select_figure(runs, "gradients")
+    extremes = gradient_extremes(gradient_ratios(rows_of(grad_norms, selection)))
+    vanished = [
+        r for r in extremes.itertuples() if r.arch.startswith("plain") and r.lowest < 1 / VANISHING_FACTOR
+    ]
+    grown = [r for r in extremes.itertuples() if r.highest > VANISHING_FACTOR]
+    plain_labels = [r.label for r in extremes.itertuples() if r.arch.startswith("plain")]
+    if is_smoke(selection.budget):
+        verdict = f"Smoke runs only ({check.status}): the numbers below check the plumbing, not the paper."
+    elif vanished:
+        verdict = (
+            "**Yes: in our runs the gradient does vanish** in "
+            + ", ".join(
+                f"{r.label} (down to {_times(r.lowest)} at iteration {r.lowest_at:,})" for r in vanished
+            )
+            + f": its first layers get more than {VANISHING_FACTOR} times less gradient than its last ones."
+        )
+    else:
+        verdict = (
+            f"**No: no plain net's gradient vanishes in our runs.** At every recorded iteration the "
+            f"first {EDGE_LAYERS} layers of {' and '.join(plain_labels)} get at least 1/{VANISHING_FACTOR} "
+            "of the gradient norm of the last ones, as the paper says of its ImageNet plain nets."
+        )
+    lines = [verdict, "", "| net | first/last at initialisation | lowest (iteration) | highest (iteration) |",
+             "|---|---|---|---|"]  # fmt: skip
+    for r in extremes.itertuples():
+        lines.append(
+            f"| {r.label} | {_times(r.at_init)} | {_times(r.lowest)} ({r.lowest_at:,}) | "
+            f"{_times(r.highest)} ({r.highest_at:,}) |"
+        )
+    if grown:
+        lines += ["", "The other way round, the first layers' gradient grows more than "
+                  f"{VANISHING_FACTOR} times the last layers' in {', '.join(r.label for r in grown)}: "
+                  "large, not vanishing, gradients near the input."]  # fmt: skip
+    return "\n".join(lines)
+
+
+# The lesion study: how far towards chance a net's test error moves when one block is removed.
+LESION_SMALL = 0.1  # "barely hurts": the median removal moves the error less than 1/10 of the way to chance
+LESION_BREAKS = 0.5  # "breaks": the median removal moves it at least half-way to chance
+
+
+def chance_error(n_classes: int = 10) -> float:
+    return 100.0 * (1 - 1 / n_classes)
+
+
+def lesion_damage(error: float, intact: float, chance: float) -> float:
+    """How far a removal moved the test error from the intact net's towards chance (0: no move, 1: chance)."""
+    return math.nan if chance <= intact else (error - intact) / (chance - intact)
+
+
+@dataclass(frozen=True)
+class LesionEffect:
+    """One net's lesion results: intact error and the errors with each block removed."""
+
+    arch: str
+    shortcut: str
+    label: str
+    intact: float
+    table: pd.DataFrame  # lesion.csv's rows with a block removed, plus "damage"
+
+    def median(self, changes_shape: bool | None = None) -> float:
+        rows = self.table if changes_shape is None else self.table[self.table.changes_shape == changes_shape]
+        return float(rows.test_error.median()) if not rows.empty else math.nan
+
+    def median_damage(self, changes_shape: bool | None = None) -> float:
+        rows = self.table if changes_shape is None else self.table[self.table.changes_shape == changes_shape]
+        return float(rows.damage.median()) if not rows.empty else math.nan
+
+    @property
+    def worst(self) -> pd.Series:
+        return self.table.loc[self.table.test_error.idxmax()]
+
+
+def lesion_effects(lesions: pd.DataFrame, selection: Selection) -> dict[str, LesionEffect]:
+    """Per net of the selection with a lesion.csv (mean over seeds): keyed by label, in selection order."""
+    rows = rows_of(lesions, selection)
+    effects = {}
+    for arch, shortcut in selection.nets:
+        mine = rows[(rows.arch == arch) & (rows.shortcut == shortcut)]
+        if mine.empty:
+            continue
+        classes = len([c for c in mine.columns if c.startswith("error_")]) or 10
+        mean = mine.groupby(["block", "name", "stage", "changes_shape"], as_index=False).test_error.mean()
+        intact = float(mean[mean.block == 0].test_error.iloc[0])
+        removed = mean[mean.block > 0].copy()
+        removed["damage"] = [lesion_damage(e, intact, chance_error(classes)) for e in removed.test_error]
+        name = label(arch, shortcut)
+        effects[name] = LesionEffect(arch, shortcut, name, intact, removed.reset_index(drop=True))
+    return effects
+
+
+def check_lesion(runs: pd.DataFrame, lesions: pd.DataFrame) -> Check:
+    """Veit, Wilber and Belongie (2016): removing one block barely hurts a ResNet, except where the shape
+    changes, while removing a pair of layers of a plain net breaks it. Checked on our deepest pair of twins
+    with a lesion.csv each (the literature's result, not the paper's)."""
+    claim = "Removing one block barely hurts a ResNet, except where the shape changes; it breaks a plain net"
+    literature = (
+        "ResNet-110 on CIFAR-10: most single-block deletions leave the error almost unchanged, the "
+        "downsampling blocks hurt more; deleting a layer of a plain (VGG) net drops it to chance"
+    )
+    selection = select_figure(runs, "lesion")
+    effects = lesion_effects(lesions, selection)
+    resnet, plain = effects.get("ResNet-56"), effects.get("plain-56")
+    if resnet is None or plain is None:
+        wanted = [n for n in ("ResNet-56", "plain-56") if n not in effects]
+        note = lesion_command(selection, wanted)
+        return Check(claim, LITERATURE_LESION, literature, "", NO_RUN, note)
+    keeps = resnet.median_damage(changes_shape=False)
+    changing = resnet.table[resnet.table.changes_shape]
+    results = [
+        keeps < LESION_SMALL,  # barely hurts
+        bool((changing.damage > keeps).all()) if not changing.empty else False,  # except where shape changes
+        plain.median_damage() >= LESION_BREAKS,  # breaks the plain net
+    ]
+    worst = resnet.worst
+    ours = (
+        f"ResNet-56 intact {pct(resnet.intact)}, median without one block {pct(resnet.median(False))} "
+        f"(shape-changing blocks: {', '.join(pct(e) for e in changing.test_error)}; "
+        f"worst {pct(worst.test_error)} without {worst['name']}); plain-56 intact {pct(plain.intact)}, "
+        f"median without a pair of layers {pct(plain.median())}"
+    )
+    return Check(
+        claim, LITERATURE_LESION, literature, ours, _judged(selection, results), _runs_note(selection)
+    )
+
+
+def lesion_command(selection: Selection, labels_wanted) -> str:
+    """The command that computes what a lesion check lacks: `analyze lesion` on runs that exist, the
+    training command for nets that have no run."""
+    from .results import REPO_ROOT
+
+    runs = selection.runs
+    have = {label(a, s): p for a, s, p in zip(runs.arch, runs.shortcut, runs.path, strict=True)}
+    folders = []
+    for name in labels_wanted:
+        if name in have:
+            path = Path(have[name]).resolve()
+            folders.append(str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path))
+    parts = []
+    if folders:
+        parts.append(f"`python -m resnet_repro analyze lesion {' '.join(folders)}`")
+    if len(folders) < len(labels_wanted):
+        parts.append(f"{_to_run(selection, 'lesion')} (to train the nets first)")
+    return " and ".join(parts)
+
+
+def literature_check_markdown(check: Check) -> str:
+    """check_markdown for a claim from the literature: it is attributed to its authors, not to the paper."""
+    if check.status == NO_RUN:
+        missing = f"*{check.claim}* ({check.source}, not the paper): **no lesion yet**."
+        return f"{missing} Run {check.note} to check it."
+    return (
+        f"*{check.claim}* (reported by {check.source}, not by He et al.): **{check.status}** in our runs. "
+        f"{check.source}: {check.paper}. Ours: {check.ours} ({check.note})."
+    )

@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_repro {train,reproduce,costs,imagenet}`.
+"""The command line: `python -m resnet_repro {train,reproduce,costs,imagenet,analyze}`.
 
 Mistakes in the arguments or the data end in one line on stderr and exit status 2, never a traceback
 (set RESNET_REPRO_DEBUG=1 to see one). Ctrl-C saves a checkpoint and exits with status 130.
@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .imagenet.cli import add_imagenet_parser  # here: it builds on this module's argument types
 
     add_imagenet_parser(commands)
+    from .analyze import add_analyze_parser
+
+    add_analyze_parser(commands)
     return parser
 
 
@@ -371,7 +374,14 @@ def _imagenet(args: argparse.Namespace) -> int:
     return run_imagenet(args)
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from .analyze import run_analyze
+
+    return run_analyze(args)
+
+
 COMMANDS = {"train": _train, "reproduce": _reproduce, "costs": _costs, "imagenet": _imagenet}
+COMMANDS["analyze"] = _analyze
 
 
 def main(argv: list[str] | None = None) -> int:
