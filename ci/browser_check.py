@@ -92,18 +92,23 @@ def serve(folder: Path) -> tuple[ThreadingHTTPServer, str]:
 def exercise_widgets(page) -> str:
     """Use the controls like a reader (slider keys, a toggle), so errors they raise get caught.
 
-    Returns "" when the first slider's readout follows the keyboard, else the problem.
+    Returns "" when the first slider's readout follows the keyboard and the first output widget (the view
+    the slider selects, e.g. in a Stack) changes with it, else the problem.
     """
     handle = page.locator(".widget-slider .noUi-handle").first
     if handle.count() == 0:
         return ""
     readout = page.locator(".widget-slider .widget-readout").first
     before = readout.inner_text()
+    view = page.locator(".widget-output").first  # re-evaluated: a Stack shows another child after the move
+    view_before = view.inner_html() if view.count() else ""
     at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
     handle.focus()
     for _ in range(3):
         page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
     moved = readout.inner_text() != before
+    if moved and view_before and view.inner_html() == view_before:
+        return "the slider moves, but the view it selects does not change"
     toggle = page.locator(".widget-toggle-buttons button:not(.mod-active)").first
     if toggle.count():
         toggle.click()

@@ -52,7 +52,7 @@ def gradient_figure(grad_norms: pd.DataFrame, layer_std: pd.DataFrame, nets) -> 
     nets = [
         n for n in nets if not grad_norms[(grad_norms.arch == n[0]) & (grad_norms.shortcut == n[1])].empty
     ]
-    fig, axes = plt.subplots(2, len(nets), figsize=(3.4 * len(nets), 6.2), squeeze=False, sharey="row")
+    fig, axes = plt.subplots(2, len(nets), figsize=(2.7 * len(nets), 5.4), squeeze=False, sharey="row")
     for column, (arch, shortcut) in enumerate(nets):
         top, bottom = axes[0][column], axes[1][column]
         rows = grad_norms[(grad_norms.arch == arch) & (grad_norms.shortcut == shortcut)]
@@ -63,9 +63,11 @@ def gradient_figure(grad_norms: pd.DataFrame, layer_std: pd.DataFrame, nets) -> 
             line = mean.loc[iteration]
             name = "initialisation" if iteration == 0 else f"iteration {iteration:,}"
             top.plot(line.index, line.values, color=color, linewidth=1.6, marker=".", label=name)
+        layers = sorted(set(rows.layer))
+        for edge in (layers[: claims.EDGE_LAYERS], layers[-claims.EDGE_LAYERS :]):  # the layers compared
+            top.axvspan(edge[0] - 0.5, edge[-1] + 0.5, color="0.9", zorder=0)
         top.set_yscale("log")
         top.set_title(claims.label(arch, shortcut))
-        top.legend(fontsize="x-small", loc="best")
         std = layer_std[(layer_std.arch == arch) & (layer_std.shortcut == shortcut)]
         std = std.groupby("layer")["std"].mean()
         color = plots.net_colors([claims.label(arch, shortcut)])[claims.label(arch, shortcut)]
@@ -74,6 +76,7 @@ def gradient_figure(grad_norms: pd.DataFrame, layer_std: pd.DataFrame, nets) -> 
         for ax in (top, bottom):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlim(left=0)
+    axes[0][0].legend(fontsize="x-small", loc="best")  # the same iterations' shades in every panel
     axes[0][0].set_ylabel("gradient norm at the layer")
     axes[1][0].set_ylabel("response std (trained)")
     stds = [line.get_ydata() for ax in axes[1] for line in ax.get_lines()]
@@ -153,7 +156,7 @@ def lesion_figure(pairs: dict[int, dict[str, claims.LesionEffect]]) -> Figure:
         ax.set_xlabel("removed block (position in the net; dotted: the shape changes)")
         ax.set_ylabel("test error (%)")
         ax.set_title(f"{depth} layers: one block removed at a time")
-        ax.legend(fontsize="x-small", loc="center right")
+        ax.legend(fontsize="x-small", loc="best")
     fig.tight_layout()
     return fig
 
@@ -316,6 +319,7 @@ def lesion_explorer(runs: pd.DataFrame, lesions: pd.DataFrame) -> LesionExplorer
             views.append(view)
         slider = widgets.IntSlider(value=0, min=0, max=blocks, description="block removed")
         slider.style.description_width = "initial"
+        slider.layout.width = "90%"
         stack = widgets.Stack(views, selected_index=0)
         links.append(widgets.jslink((slider, "value"), (stack, "selected_index")))
         heading = widgets.HTML(
