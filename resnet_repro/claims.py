@@ -1204,8 +1204,18 @@ def gradient_summary(runs: pd.DataFrame, grad_norms: pd.DataFrame) -> str:
 
 
 # The lesion study: how far towards chance a net's test error moves when one block is removed.
-LESION_SMALL = 0.1  # "barely hurts": the median removal moves the error less than 1/10 of the way to chance
+LESION_SMALL = 0.05  # "barely hurts": the median removal moves the error less than 1/20 of the way to chance
 LESION_BREAKS = 0.5  # "breaks": the median removal moves it at least half-way to chance
+
+
+def lesion_criteria() -> str:
+    """The lesion verdict's yardstick, in words (Markdown)."""
+    return (
+        "How far a removal moves the test error is measured on the way from the intact net's error to chance "
+        f"({chance_error():.0f}% on ten classes): *barely hurts* means the median removal of a shape-keeping "
+        f"block moves it less than {LESION_SMALL:.0%} of the way, *breaks* at least {LESION_BREAKS:.0%}; "
+        "the shape-changing blocks *hurt more* when each moves it further than that median."
+    )
 
 
 def chance_error(n_classes: int = 10) -> float:

@@ -187,8 +187,11 @@ def lesion_predictions(
     progress: bool = False,
 ) -> tuple[dict[str | None, torch.Tensor], dict[str | None, float]]:
     """The predicted classes of `images` with each block of `names` removed (None: the intact net), and
-    the seconds each took. A CIFAR-10 net is stem -> blocks -> head (CifarNet.forward); the blocks before
-    the removed one see exactly what they see in the intact net, so their outputs are computed once."""
+    the seconds each took (the intact net's: all the rest, so they add up to the whole).
+
+    A CIFAR-10 net is stem -> blocks -> head (CifarNet.forward, checked on the first batch); the blocks
+    before the removed one see exactly what they see in the intact net, so their outputs are computed once.
+    """
     model.eval()
     chain = blocks(model)
     allowed = [site.name for site in removable_sites(model)]
@@ -202,6 +205,7 @@ def lesion_predictions(
     seconds = dict.fromkeys(predictions, 0.0)
     starts = range(0, len(images), EVAL_BATCH)
     for start in tqdm(starts, desc="lesions", unit="batch", disable=not progress):
+        batch_started, in_lesions = time.perf_counter(), 0.0
         batch = images[start : start + EVAL_BATCH].to(device, non_blocking=True)
         with autocast(device, amp):
             x = _stem(model, batch)
@@ -213,13 +217,13 @@ def lesion_predictions(
                         y = later(y)
                     predictions[name].append(_head(model, y).argmax(dim=1).cpu())
                     seconds[name] += time.perf_counter() - started
-                started = time.perf_counter()
+                    in_lesions += time.perf_counter() - started
                 x = block(x)
-                seconds[None] += time.perf_counter() - started
             logits = _head(model, x)
             if start == 0 and not torch.equal(logits, model(batch)):  # the decomposition is the forward
                 raise RuntimeError("lesion: stem -> blocks -> head does not reproduce the model's forward")
             predictions[None].append(logits.argmax(dim=1).cpu())
+        seconds[None] += time.perf_counter() - batch_started - in_lesions  # the intact net: the rest
     return {name: torch.cat(predictions[name]) for name in names}, {name: seconds[name] for name in names}
 
 
@@ -282,7 +286,7 @@ def is_cached(folder: Path) -> bool:
     return not stored.empty and (stored == weights_sha256(folder)).all()
 
 
-def test_set(folder: Path, data: str | CifarData | None = None, progress: bool = False):
+def run_test_images(folder: Path, data: str | CifarData | None = None, progress: bool = False):
     """The run's own test images, normalized as in training (its training set's per-pixel mean), with
     their labels and class names. data: where the dataset is now, if not at the path the run recorded, or
     the dataset already in memory (the smoke subset and validation split are applied as in training)."""
@@ -331,7 +335,7 @@ def analyze_run(
     torch_device = resolve_device(device)
     use_amp = (torch_device.type == "cuda" or cpu_has_native_bf16()) if amp == "auto" else amp == "on"
     model = load_trained_model(folder, torch_device).to(memory_format=torch.channels_last)
-    images, labels, classes = test_set(folder, data, progress)
+    images, labels, classes = run_test_images(folder, data, progress)
     images = images.contiguous(memory_format=torch.channels_last)
     table = lesion_table(model, images, labels, classes, torch_device, use_amp, progress)
     table["device"] = device_name(torch_device)
