@@ -142,7 +142,8 @@ def lesion_figure(pairs: dict[int, dict[str, claims.LesionEffect]]) -> Figure:
         colors = plots.net_colors(effects)
         for name, effect in effects.items():
             marker = "s" if name.startswith("plain") else "o"
-            table = effect.table.sort_values("block")
+            blocks = range(1, 3 * (depth - 2) // 6 + 1)  # NaN where a block cannot go: the line breaks there
+            table = effect.table.set_index("block").reindex(blocks).reset_index()
             ax.plot(table.block, table.test_error, marker=marker, markersize=4, linewidth=1.2,
                     color=colors[name], label=f"{name} without one block")  # fmt: skip
             ax.axhline(effect.intact, color=colors[name], linestyle="--", linewidth=1.0,
