@@ -12,6 +12,7 @@ import sys
 
 from .config import BUDGETS, COMPILE_MODES, DEFAULT_EVAL_POINTS, DEVICES, SMOKE_EVAL_POINTS, SWITCH
 from .experiments import DESCRIPTIONS, EXPERIMENTS
+from .runlock import RunLockedError
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 ARCH_METAVAR = "{plain,resnet}{20,32,44,56,110,1202}"
@@ -69,6 +70,19 @@ def positive_int(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+SEED_LIMIT = 2**63  # seeds must fit torch's generators (63 bits, and never negative)
+
+
+def _seed(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**63-1, got {value!r}")
     return number
 
 
@@ -200,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ResNets only: A identity/zero-pad (default), B, C projections",
     )
     train.add_argument(
-        "--seed", type=int, default=0, help="initial weights, data order, augmentation (default 0)"
+        "--seed", type=_seed, default=0, help="initial weights, data order, augmentation (default 0)"
     )
 
     reproduce = commands.add_parser(
@@ -343,10 +357,13 @@ def _summary(folder) -> str:
 
 
 def _costs(args: argparse.Namespace) -> int:
-    from .claims import cifar_costs, imagenet_costs  # the same tables the book's cost chapter shows
+    from .claims import CIFAR_NETS, cifar_costs, imagenet_costs  # the tables of the book's cost chapter
 
     tables = {
-        "cifar": ("CIFAR-10 networks (32x32 input; ResNets with option A)", cifar_costs),
+        "cifar": (
+            "CIFAR-10 networks (32x32 input; ResNets with option A)",
+            lambda: cifar_costs((*CIFAR_NETS, "ResNet-1202")),  # every network the paper trains on CIFAR-10
+        ),
         "imagenet": ("ImageNet networks of Table 1 (224x224 input)", imagenet_costs),
     }
     for key, (title, table) in tables.items():
@@ -385,12 +402,13 @@ COMMANDS["analyze"] = _analyze
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # imports torch to check --arch: Ctrl-C may come here
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED  # the trainer has said where it saved
-    except (ValueError, OSError, RuntimeError) as err:  # DataError is a ValueError
+    # RunLockedError: another process trains the run; DataError is a ValueError.
+    except (RunLockedError, ValueError, OSError, RuntimeError) as err:
         if os.environ.get("RESNET_REPRO_DEBUG"):
             raise
         message = " ".join(str(err).split())  # one line, whatever the exception put in it

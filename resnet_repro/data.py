@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 # ---------------------------------------------------------------------------------------------------------
@@ -259,32 +259,48 @@ class _ImageFile:
     read: Callable[[], bytes]
 
 
-def _load_tree_source(path: Path, cache: Path, expect_counts: bool, progress: bool) -> CifarData:
+def source_sha256(source: str | os.PathLike) -> str:
+    """The sha256 that `load_cifar10(source)` records in identity["sha256"] for a folder tree or a .tar.gz
+    (of the archive's bytes, or of a folder's file listing), computed without decoding any image."""
+    path = _tree_source_path(Path(source).expanduser())
+    return _listing_sha256(_list_folder(path)[0]) if path.is_dir() else _sha256_file(path)
+
+
+def _tree_source_path(path: Path) -> Path:
+    """The absolute path of an existing folder or .tar.gz, or a DataError."""
     path = path.absolute()
     if not path.exists():
         raise DataError(
             f"{path}: no such file or folder (expected a CIFAR-10 folder tree or a .tar.gz of one)"
         )
+    if not path.is_dir() and not path.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise DataError(
+            f"{path}: not a folder or a .tar.gz archive (expected a CIFAR-10 tree: {_TREE_LAYOUT})"
+        )
+    return path
+
+
+def _listing_sha256(listing: list) -> str:
+    return _sha256_lines(f"{'/'.join(parts)}\t{size}\t{mtime}" for parts, _, size, mtime in listing)
+
+
+def _load_tree_source(path: Path, cache: Path, expect_counts: bool, progress: bool) -> CifarData:
+    path = _tree_source_path(path)
     if path.is_dir():
         listing, dirs = _list_folder(path)
-        digest = _sha256_lines(f"{'/'.join(parts)}\t{size}\t{mtime}" for parts, _, size, mtime in listing)
+        digest = _listing_sha256(listing)
         digest_of = "file listing (relative path, size, mtime)"
         name = path.name
 
         def entries() -> tuple[list, set]:
             return [(parts, reader) for parts, reader, _, _ in listing], dirs
 
-    elif path.name.lower().endswith(ARCHIVE_SUFFIXES):
+    else:
         digest, digest_of = _sha256_file(path), "archive"
         name = JPEG_ARCHIVE_NAME if digest == JPEG_ARCHIVE_SHA256 else _strip_archive_suffix(path.name)
 
         def entries() -> tuple[list, set]:
             return _read_archive(path, progress)
-
-    else:
-        raise DataError(
-            f"{path}: not a folder or a .tar.gz archive (expected a CIFAR-10 tree: {_TREE_LAYOUT})"
-        )
 
     identity = {"name": name, "sha256": digest, "sha256_of": digest_of, "source": str(path)}
 
@@ -429,7 +445,8 @@ def _check_counts(counts: dict[str, list[int]], prefix: str, expect_counts: bool
             if expect_counts and count != expected:
                 raise DataError(
                     f"{where}: {count:,} images (expected {expected:,} per class, {expected * 10:,} in "
-                    f"{split}/; pass expect_counts=False to load a smaller tree of your own)"
+                    f"{split}/): use the complete CIFAR-10, e.g. --data ../shared/data/cifar10-jpeg.tar.gz "
+                    "or no --data for the official download (--budget smoke trains on a subset of it)"
                 )
 
 
@@ -448,8 +465,10 @@ def _decode_image(data: bytes, where: str) -> np.ndarray:
             size, mode = image.size, image.mode
             pixels = np.asarray(image) if (size, mode) == ((IMAGE_SIZE, IMAGE_SIZE), "RGB") else None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        # PIL names the in-memory buffer ("<_io.BytesIO object at 0x...>"), not the file: `where` does that
+        reason = "not a known image format" if isinstance(err, UnidentifiedImageError) else err
         raise DataError(
-            f"{where}: unreadable or truncated image ({err}) (expected a complete 32x32 RGB image)"
+            f"{where}: unreadable or truncated image ({reason}) (expected a complete 32x32 RGB image)"
         ) from None
     if pixels is None:
         raise DataError(f"{where}: {size[0]}x{size[1]} {mode} image (expected 32x32 RGB)")

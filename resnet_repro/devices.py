@@ -26,6 +26,7 @@ DEVICE_ENV = "CUDA_VISIBLE_DEVICES"
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # the checkout whose code the subprocesses run
 STOP_GRACE_S = 60.0  # after Ctrl-C, how long runs may take to write their checkpoints before being killed
 INTERRUPTED_EXITS = (130, -signal.SIGINT)  # a job that stopped on Ctrl-C after saving its checkpoint
+LOCKED_EXIT = 75  # a job whose run another process is training (EX_TEMPFAIL: try again later)
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ def spread(
                 status = "done" if outcome.ok else f"FAILED (exit {outcome.returncode})"
                 if outcome.returncode in INTERRUPTED_EXITS:
                     status = "stopped (checkpoint saved: the same command resumes it)"
+                elif outcome.returncode == LOCKED_EXIT:
+                    status = "skipped (another process is training it: see the log)"
                 where = f", log {log}" if log is not None and not outcome.ok else ""
                 say(f"[{number + 1}/{len(jobs)}] {job.name}: {status} in {outcome.seconds:.0f} s{where}")
     except BaseException:
@@ -209,9 +212,14 @@ def train_job(config, results_dir: str | os.PathLike | None = None, force: bool 
         "import sys, json\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from resnet_repro.config import RunConfig\n"
+        "from resnet_repro.runlock import RunLockedError\n"
         "from resnet_repro.trainer import train\n"
         "config = RunConfig.from_dict(json.loads(sys.argv[2]))\n"
-        "train(config, sys.argv[3] or None, progress=True, force=sys.argv[4] == 'force')\n"
+        "try:\n"
+        "    train(config, sys.argv[3] or None, progress=True, force=sys.argv[4] == 'force')\n"
+        "except RunLockedError as err:\n"
+        "    print(f'skipped: {err}')\n"
+        f"    sys.exit({LOCKED_EXIT})\n"
     )
     arguments = [
         str(PACKAGE_PARENT),

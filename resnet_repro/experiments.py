@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import PLAIN_SHORTCUT, RunConfig
-from .devices import INTERRUPTED_EXITS
-from .results import is_finished, run_folder
+from .devices import INTERRUPTED_EXITS, LOCKED_EXIT
+from .results import DEFAULT_RESULTS_DIR, is_finished, run_folder
+from .runlock import RunLockedError, check_writable
 
 STOP_GRACE_S = 30.0  # at a time limit, how long runs may take to write their checkpoints
 
@@ -121,6 +122,7 @@ def reproduce(
     todo = [config for config, folder in pairs if force or not is_finished(folder)]
     if not todo:
         return folders
+    check_writable(Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR)  # before the data
     loaded = load_cifar10(data, progress=progress)  # also fills the cache the subprocesses read
     gpus = visible_gpus() if device != "cpu" else []
     if len(gpus) > 1 or per_gpu > 1:
@@ -151,7 +153,6 @@ def _fits(config: RunConfig, seconds_left: float, results_dir) -> bool:
 
 def _train_in_parallel(configs, gpus, per_gpu, results_dir, force, minutes, progress) -> None:
     from .devices import spread, train_job
-    from .results import DEFAULT_RESULTS_DIR
 
     # Longest first, so the last runs to finish are short ones and no GPU idles at the end.
     configs = sorted(configs, key=lambda c: c.plan().iterations * c.depth, reverse=True)
@@ -169,7 +170,8 @@ def _train_in_parallel(configs, gpus, per_gpu, results_dir, force, minutes, prog
         fits=lambda number, left: _fits(configs[number], left, results_dir),
         stop_grace_s=STOP_GRACE_S,
     )
-    unfinished = (*INTERRUPTED_EXITS, None)  # stopped on Ctrl-C or never started: the same call resumes
+    # Stopped on Ctrl-C, never started, or being trained by another process: the same call resumes them.
+    unfinished = (*INTERRUPTED_EXITS, LOCKED_EXIT, None)
     failed = [o for o in outcomes if not o.ok and not o.stopped and o.returncode not in unfinished]
     if failed:
         listing = "; ".join(f"{o.job.name} (exit {o.returncode}, log {o.log})" for o in failed)
@@ -195,7 +197,10 @@ def _train_in_turn(configs, results_dir, force, minutes, progress, data) -> None
                 continue
             if progress:
                 print(f"[{number}/{len(configs)}] {folder}")
-            train(config, results_dir, progress=progress, force=force, data=data)
+            try:
+                train(config, results_dir, progress=progress, force=force, data=data)
+            except RunLockedError as err:  # another sweep or command has it: not ours to fail on
+                print(f"[{number}/{len(configs)}] skipped: {err}")
     finally:
         if timer is not None:
             timer.cancel()

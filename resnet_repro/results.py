@@ -128,7 +128,69 @@ def write_json(path: Path, record: dict) -> None:
 
 
 def read_run_record(folder: Path) -> dict:
-    return json.loads((Path(folder) / RUN_FILE).read_text(encoding="utf-8"))
+    """run.json of a finished run; a ValueError naming the file and the remedy if it cannot be read."""
+    path = Path(folder) / RUN_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(damaged_file(path, err)) from None
+    if not isinstance(record, dict):
+        raise ValueError(damaged_file(path, f"a JSON {type(record).__name__}, not an object"))
+    return record
+
+
+def damaged_file(path: Path, reason) -> str:
+    """The one-line message for a run's file that cannot be used, with the two ways out."""
+    path = Path(path)
+    if isinstance(reason, BaseException):
+        reason = "empty file" if _is_empty(path) else " ".join(str(reason).split()) or type(reason).__name__
+    # Without its checkpoint a run starts over, without run.json it is unfinished; a CSV is just gone.
+    delete = "the file" if path.name in (CHECKPOINT_FILE, RUN_FILE) else "the run folder"
+    return (
+        f"{path}: unreadable {path.name} ({reason}); pass --force to train the run again from the "
+        f"start, or delete {delete}"
+    )
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return Path(path).stat().st_size == 0
+    except OSError:
+        return False
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A run's CSV file; a ValueError naming the file and the remedy if it cannot be read."""
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise ValueError(damaged_file(path, "missing")) from None
+    except (OSError, ValueError) as err:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise ValueError(damaged_file(path, err)) from None
+
+
+def read_history(folder: Path, record: dict) -> pd.DataFrame:
+    """history.csv of a finished run, checked against its run.json: it must end at the run's last
+    iteration with the final test error run.json reports (a ValueError naming the run if not)."""
+    path = Path(folder) / HISTORY_FILE
+    table = read_table(path)
+    missing = [column for column in ("iteration", "test_error") if column not in table.columns]
+    if missing or table.empty:
+        raise ValueError(damaged_file(path, f"no {', '.join(missing)} column" if missing else "no rows"))
+    last_iteration, last_error = table["iteration"].iloc[-1], table["test_error"].iloc[-1]
+    iterations, error = record["budget"]["iterations"], record["final_test_error"]
+    # An ImageNet run reports a 10-crop or centre-crop error (final_test_view) that its curve does not hold.
+    same_error = "final_test_view" in record or abs(float(last_error) - error) < 1e-9
+    if last_iteration != iterations or not same_error:
+        raise ValueError(
+            f"{folder}: history.csv and run.json disagree (the curve ends at iteration {last_iteration} "
+            f"with test error {last_error}%, run.json reports {iterations} iterations and final test "
+            f"error {error}%): two processes wrote this run; pass --force to train it again, or delete "
+            "the folder"
+        )
+    return table
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -184,10 +246,7 @@ def dataset_label(identity: dict) -> str:
 
 def _finished_runs(results_dir) -> list[tuple[Path, dict]]:
     root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
-    return [
-        (path.parent, json.loads(path.read_text(encoding="utf-8")))
-        for path in sorted(root.glob(f"*/*/{RUN_FILE}"))
-    ]
+    return [(path.parent, read_run_record(path.parent)) for path in sorted(root.glob(f"*/*/{RUN_FILE}"))]
 
 
 def _run_row(folder: Path, record: dict) -> dict:
@@ -225,7 +284,7 @@ def _per_run_table(results_dir, filename: str, columns: list[str], optional: boo
     for folder, record in _finished_runs(results_dir):
         if optional and not (folder / filename).is_file():
             continue
-        table = pd.read_csv(folder / filename)
+        table = read_history(folder, record) if filename == HISTORY_FILE else read_table(folder / filename)
         keys = {key: value for key, value in _run_row(folder, record).items() if key in RUN_KEYS}
         frames.append(table.assign(**keys)[RUN_KEYS + columns])
     if not frames:

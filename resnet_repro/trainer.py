@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .augment import mean_image, normalize, random_crop_flip
 from .config import RunConfig
-from .data import CifarData, load_cifar10, split_validation, take_subset
+from .data import CifarData, load_cifar10, source_sha256, split_validation, take_subset
 from .evaluation import autocast, gradient_norms, test_error
 from .flops import count_macs, count_params
 from .models import response_layers
@@ -53,14 +53,17 @@ from .results import (
     WEIGHTS_FILE,
     atomic_write,
     cpu_name,
+    damaged_file,
     git_commit,
     is_finished,
+    read_history,
     read_run_record,
     run_folder,
     run_name,
     write_csv,
     write_json,
 )
+from .runlock import run_lock
 from .schedule import WARMUP_UNTIL_TRAIN_ERROR, eval_iterations, learning_rate
 from .weights import build_model, save_weights
 
@@ -401,12 +404,15 @@ class RunState:
 class GracefulInterrupt:
     """Ctrl-C sets a flag that the loop checks between steps, so it can save a consistent checkpoint.
 
-    A second Ctrl-C stops at once. Only the main thread can install a handler; elsewhere it does nothing.
+    SIGTERM (what a scheduler, `timeout` or a container stop sends) counts as a Ctrl-C. A second signal
+    stops at once. Only the main thread can install handlers; elsewhere it does nothing.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._previous: dict = {}
 
     def _handle(self, signum, frame):
         if self.requested:
@@ -415,12 +421,13 @@ class GracefulInterrupt:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for number, previous in self._previous.items():
+            if previous is not None:  # None: a handler set outside Python, which cannot be put back
+                signal.signal(number, previous)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -443,12 +450,19 @@ def train(
     already in memory (it must be the source `config.data` names; the smoke subset and the validation
     split are still applied). stop_after: stop as if Ctrl-C was pressed once this many iterations are
     done (saves a checkpoint, raises KeyboardInterrupt): for tests and for splitting a long run.
+
+    One writer per run folder: the folder's lock (`runlock.py`) is held throughout, taken before anything
+    there is read; RunLockedError if another process holds it.
     """
     folder = run_folder(config, results_dir)
+    with run_lock(folder):
+        return _train_holding_lock(folder, config, progress, force, data, stop_after)
+
+
+def _train_holding_lock(folder, config, progress, force, data, stop_after) -> Path:
     if is_finished(folder) and not force:
         _check_finished_run(folder, config, data)
-        if progress:
-            print(f"{folder}: finished already (force=True or --force trains it again)")
+        print(f"{folder}: finished already (force=True or --force trains it again)")
         return folder
     if force:
         for name in (RUN_FILE, HISTORY_FILE, LAYER_STD_FILE, GRAD_NORM_FILE, WEIGHTS_FILE, CHECKPOINT_FILE):
@@ -465,6 +479,7 @@ def train(
         if checkpoint is not None:
             loop.load_state_dict(checkpoint["loop"])
             state = RunState(**checkpoint["state"])
+            print(f"{folder}: resuming from iteration {loop.iteration:,} of {config.plan().iterations:,}")
         state.sessions += 1
         _run(loop, config, state, folder, data, clock, progress, stop_after)
     return folder
@@ -618,7 +633,16 @@ def _load_checkpoint(folder: Path, config: RunConfig, data: CifarData, device: t
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         return None
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickles: the one line below says enough
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        missing = {"format", "identity", "dataset", "data_device", "loop", "state"} - set(checkpoint)
+    except Exception as err:  # empty, truncated, garbage; torch's own text may advise weights_only=False
+        reason = "empty file" if path.stat().st_size == 0 else f"truncated or damaged: {type(err).__name__}"
+        raise ValueError(damaged_file(path, reason)) from None
+    if missing:
+        raise ValueError(damaged_file(path, f"no {', '.join(sorted(missing))}"))
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{path}: checkpoint format {checkpoint.get('format')} (expected {CHECKPOINT_FORMAT})"
@@ -651,24 +675,34 @@ def check_same_run(path: Path, what: str, old: dict, new: dict) -> None:
 
 
 def _check_finished_run(folder: Path, config: RunConfig, data: CifarData | None) -> None:
-    """A finished run only stands for `config` if it computed the same thing on the same images."""
+    """A finished run only stands for `config` if it computed the same thing on the same images, and its
+    files are whole and agree (one line naming the file otherwise)."""
     record = read_run_record(folder)
-    previous = RunConfig.from_dict(record["config"])
+    try:
+        previous = RunConfig.from_dict(record["config"])
+        dataset = record["provenance"]["dataset"]
+        recorded = dataset["sha256"]
+        read_history(folder, record)
+    except (KeyError, TypeError) as err:
+        raise ValueError(damaged_file(folder / RUN_FILE, f"no {err}")) from None
     check_same_run(folder / RUN_FILE, "results", previous.result_identity(), config.result_identity())
+    # The data's identity is its content (the sha256 in run.json), not its path: a file can be replaced.
     if data is not None:
-        same_data = record["provenance"]["dataset"]["sha256"] == data.identity.get("sha256")
+        now = data.identity.get("sha256")
     elif previous.data is None or config.data is None:
-        same_data = previous.data == config.data
+        now = recorded if previous.data == config.data else None  # the official download never changes
     else:
-        same_data = Path(previous.data).resolve() == Path(config.data).resolve() or (
-            load_cifar10(config.data, progress=False).identity["sha256"]
-            == record["provenance"]["dataset"]["sha256"]
+        now = source_sha256(config.data)
+    if now != recorded:
+        changed = previous.data is not None and config.data is not None and now is not None
+        why = (
+            f"its data changed since (sha256 {recorded[:12]}... then, {now[:12]}... now)"
+            if changed and Path(previous.data).resolve() == Path(config.data).resolve()
+            else f"it trained on {dataset.get('name')} data ({previous.data or 'the official download'}), "
+            f"not {config.data or 'the official download'}"
         )
-    if not same_data:
         raise ValueError(
-            f"{folder}: finished run on {record['provenance']['dataset'].get('name')} data "
-            f"({previous.data or 'official download'}), not {config.data or 'the official download'}; "
-            "pass --force to replace it or --out to keep both"
+            f"{folder}: finished run, but {why}; pass --force to train it again or --out to keep both"
         )
 
 

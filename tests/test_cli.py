@@ -2,10 +2,13 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from resnet_repro.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["reproduce"], ["costs"]])
@@ -32,6 +35,8 @@ def test_help_explains_with_examples(command, capsys):
         (["train"], ["--arch"]),
         (["reproduce", "fig99"], ["fig1", "fig6", "table6", "shortcuts", "fig7"]),
         (["reproduce", "fig1", "--seeds", "-1"], ["positive integer"]),
+        (["train", "--arch", "resnet20", "--seed=-1"], ["--seed", "from 0 to 2**63-1"]),
+        (["train", "--arch", "resnet20", "--seed", str(2**64)], ["--seed", "from 0 to 2**63-1"]),
         (["frobnicate"], ["train", "reproduce", "costs"]),
     ],
 )
@@ -89,11 +94,43 @@ def test_module_entry_point_runs():
     assert result.returncode == 0 and "reproduce" in result.stdout
 
 
+# `python -m resnet_repro train --arch resnet8` with a Ctrl-C (a real SIGINT) arriving as argv[1] is
+# imported.
+CTRL_C_WHILE_IMPORTING = """
+import builtins, runpy, signal, sys
+target, real_import = sys.argv[1], builtins.__import__
+def ctrl_c_on_target(name, globals=None, locals=None, fromlist=(), level=0):
+    if name == target:
+        signal.raise_signal(signal.SIGINT)
+    return real_import(name, globals, locals, fromlist, level)
+builtins.__import__ = ctrl_c_on_target
+sys.argv = ["resnet_repro", "train", "--arch", "resnet8", "--out", sys.argv[2]]
+runpy.run_module("resnet_repro", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module", ["cli", "torch", "numpy"])  # the entry point's import, and in it
+def test_ctrl_c_while_importing_exits_130_without_a_traceback(module, tmp_path):
+    command = [sys.executable, "-c", CTRL_C_WHILE_IMPORTING, module, str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_costs_lists_every_cifar_network_of_the_paper_including_resnet_1202(monkeypatch, capsys):
+    import pandas as pd
+
+    monkeypatch.setattr("resnet_repro.claims.cifar_costs", lambda names: pd.DataFrame({"name": names}))
+    assert main(["costs", "--only", "cifar"]) == 0
+    out = capsys.readouterr().out
+    assert "ResNet-110" in out and "ResNet-1202" in out
+
+
 @pytest.mark.slow
 def test_costs_prints_the_cifar_table_with_the_papers_numbers(capsys):
     assert main(["costs", "--only", "cifar"]) == 0
     out = capsys.readouterr().out
     assert "ResNet-110" in out and "0.27M" in out and "ImageNet" not in out
+    assert "ResNet-1202" in out and "19.42M" in out
 
 
 @pytest.mark.slow

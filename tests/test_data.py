@@ -338,14 +338,26 @@ def test_truncated_archive(tree, cache, tmp_path):
 
 
 def test_wrong_count_in_the_full_check(tree, cache):
-    expect_error(
+    message = expect_error(
         tree,
         cache,
         f"{tree}/train/airplane",
         "3 images",
         "expected 5,000 per class, 50,000",
+        "use the complete CIFAR-10, e.g. --data ../shared/data/cifar10-jpeg.tar.gz",
         expect_counts=True,
     )
+    assert "expect_counts" not in message  # the command line offers no such thing
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n"])
+def test_unreadable_image_in_an_archive_is_named_by_its_member_path_not_a_buffer(
+    tree, cache, tmp_path, content
+):
+    (tree / "train" / "frog" / "0001.png").write_bytes(content)
+    archive = make_tar(tree, tmp_path / "mine.tar.gz")
+    message = expect_error(archive, cache, f"{archive}:train/frog/0001.png: unreadable or truncated image")
+    assert "BytesIO" not in message and " at 0x" not in message
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from resnet_repro import experiments
 from resnet_repro.config import RunConfig
-from resnet_repro.devices import DEVICE_ENV, Job, parse_shard, shard, spread, train_job
+from resnet_repro.devices import DEVICE_ENV, LOCKED_EXIT, Job, parse_shard, shard, spread, train_job
 
 # A job that logs (name, the device it was given, start, end) and sleeps; exit status from argv.
 RECORDER = """
@@ -76,6 +77,16 @@ def test_a_failed_run_is_reported_and_the_others_still_run(tmp_path):
     assert len(read_ledger(ledger)) == 3
 
 
+def test_a_run_another_process_is_training_is_skipped_not_failed(tmp_path, monkeypatch):
+    ledger = tmp_path / "ledger.jsonl"
+    messages = []
+    outcomes = spread([recorder("busy", ledger, exit_code=LOCKED_EXIT)], ["fake0"], report=messages.append)
+    assert outcomes[0].returncode == LOCKED_EXIT
+    assert any("busy: skipped (another process is training it" in m for m in messages)
+    monkeypatch.setattr("resnet_repro.devices.spread", lambda *a, **k: outcomes)  # the sweep does not fail
+    experiments._train_in_parallel([RunConfig(budget="smoke")], ["cpu"], 1, tmp_path, False, None, False)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="no devices"):
         spread([], [])
@@ -107,12 +118,17 @@ def test_train_job_runs_this_checkouts_trainer(tmp_path):
     (stub / "__init__.py").write_text("")
     (stub / "config.py").write_text(STUB_CONFIG)
     (stub / "trainer.py").write_text(STUB_TRAINER.replace("LEDGER", str(tmp_path / "called.json")))
+    (stub / "runlock.py").write_text("class RunLockedError(Exception):\n    pass\n")
     job = train_job(RunConfig(arch="plain20", budget="smoke"), tmp_path / "out")
     command = list(job.command)
     command[3] = str(stub.parent)  # run the stub package instead of the real one
     assert subprocess.run(command, check=False).returncode == 0
     called = json.loads((tmp_path / "called.json").read_text())
     assert called == {"arch": "plain20", "budget": "smoke", "out": str(tmp_path / "out"), "force": False}
+    # A run that another process holds: the job says so and exits LOCKED_EXIT (skipped, not failed).
+    (stub / "trainer.py").write_text(STUB_LOCKED_TRAINER)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    assert result.returncode == LOCKED_EXIT and "skipped: held by pid 1" in result.stdout
 
 
 STUB_CONFIG = """
@@ -128,6 +144,11 @@ def train(config, results_dir, progress, force):
     open("LEDGER", "w").write(json.dumps(record))
 """
 
+STUB_LOCKED_TRAINER = """
+from resnet_repro.runlock import RunLockedError
+def train(config, results_dir, progress, force):
+    raise RunLockedError("held by pid 1")
+"""
 
 # A job that counts the Ctrl-Cs it receives, takes a moment to "save", and records the count.
 SAVER = """

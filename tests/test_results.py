@@ -11,14 +11,17 @@ from resnet_repro.config import RunConfig
 from resnet_repro.experiments import EXPERIMENTS, experiment_configs, experiment_folders, reproduce
 from resnet_repro.results import (
     DEFAULT_RESULTS_DIR,
+    HISTORY_FILE,
     RUN_FILE,
     atomic_write,
     atomic_write_text,
+    is_finished,
     load_histories,
     load_layer_std,
     load_runs,
     run_folder,
 )
+from resnet_repro.runlock import run_lock
 from resnet_repro.trainer import train
 
 RUN_COLUMNS = [
@@ -88,6 +91,25 @@ def test_load_layer_std_numbers_layers_from_one(results):
     resnet = stds[stds.arch == "resnet8"]
     assert list(resnet.layer) == list(range(1, 8))  # conv1 + 2 blocks x 3 stages
     assert resnet.name.iloc[0] == "bn1" and (resnet["std"] > 0).all()
+
+
+def test_readers_name_a_run_whose_history_and_run_json_disagree_or_are_damaged(results, tmp_path):
+    """What two writers on one folder left behind (issue 15): a cut curve beside the whole run's run.json."""
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(results, root)
+    folder = root / "smoke-2it" / "resnet8-A-seed0"
+    history = (folder / HISTORY_FILE).read_text()
+    (folder / HISTORY_FILE).write_text("".join(history.splitlines(keepends=True)[:2]))  # header + 1 row
+    with pytest.raises(ValueError, match=f"^{folder}: history.csv and run.json disagree .*iteration 1 "):
+        load_histories(root)
+    (folder / HISTORY_FILE).write_text(history)
+    record = (folder / RUN_FILE).read_text()
+    (folder / RUN_FILE).write_text(record[:100])  # truncated
+    for reader in (load_runs, load_histories, load_layer_std):
+        with pytest.raises(ValueError, match=f"^{folder / RUN_FILE}: unreadable run.json .*--force"):
+            reader(root)
 
 
 def test_default_results_dir_is_data_results_in_the_repository():
@@ -164,6 +186,23 @@ def test_reproduce_trains_only_what_is_missing_and_loads_the_data_once(tmp_path,
     assert loads == ["x.tar.gz"]  # only for the three runs fig1 did not have
     assert [arch for arch, data in trained if data is not None] == ["resnet20", "resnet56", "resnet110"]
     assert again[:2] == first
+
+
+def test_reproduce_skips_a_run_another_process_is_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda source, **kw: fake_cifar())
+    options = {"iterations": 1, "eval_points": 1, "device": "cpu"}
+    busy = run_folder(experiment_configs("fig1", "smoke", **options)[1], tmp_path)  # plain56
+    with run_lock(busy):  # as another process would hold it
+        folders = reproduce("fig1", "smoke", results_dir=tmp_path, progress=False, **options)
+    assert f"[2/2] skipped: {busy}: another process is training this run" in capsys.readouterr().out
+    assert [is_finished(folder) for folder in folders] == [True, False]
+
+
+def test_reproduce_checks_the_results_folder_before_loading_data(tmp_path, monkeypatch):
+    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda *a, **k: pytest.fail("loaded data first"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError, match="is a file, not a folder"):
+        reproduce("fig1", "smoke", results_dir=tmp_path / "file", progress=False)
 
 
 def test_several_experiments_train_their_shared_runs_once():

@@ -6,20 +6,30 @@ second or two on a CPU; one smoke run trains on the real shared archive.
 
 import importlib.util
 import json
+import os
+import pickle
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
+from test_data import make_tar, make_tree  # small fake image-folder trees
 
+import resnet_repro.data as data_module
 from resnet_repro import trainer
+from resnet_repro.cli import main
 from resnet_repro.config import SPEED_FIELDS, RunConfig
-from resnet_repro.data import CifarData
+from resnet_repro.data import CACHE_ENV, CifarData
 from resnet_repro.evaluation import Moments
 from resnet_repro.flops import count_params
 from resnet_repro.models import build_cifar, response_layers
 from resnet_repro.results import CHECKPOINT_FILE, HISTORY_FILE, LAYER_STD_FILE, RUN_FILE, read_run_record
+from resnet_repro.runlock import LOCK_FILE, RunLockedError, run_lock
 from resnet_repro.trainer import (
     GracefulInterrupt,
     SpeedOptions,
@@ -349,3 +359,188 @@ def test_amp_auto_follows_the_cpus_bf16_units(monkeypatch):
     assert not resolve_speed(RunConfig(device="cpu", amp="off"), cpu, 100).amp
     monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
     assert not resolve_speed(RunConfig(device="cpu"), cpu, 100).amp
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One writer per run folder; damaged files; SIGTERM (issue 15)
+# ---------------------------------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_ARGS = ["--arch", "resnet8", "--budget", "smoke", "--iterations", "12", "--eval-points", "3"]
+TINY_ARGS += ["--device", "cpu", "--no-progress"]
+
+# `python -m resnet_repro train` on fake_cifar() whose every step first sleeps argv[3] seconds and then
+# prints "iteration N": a real process training a real run, slowly enough to be caught in the act.
+SLOW_CLI = """
+import sys, time
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from test_trainer import fake_cifar
+from resnet_repro import cli, trainer
+pause = float(sys.argv[3])
+prepare, step = trainer.prepare_data, trainer.TrainingLoop.step
+trainer.prepare_data = lambda config, data=None, progress=True: prepare(config, fake_cifar(), progress)
+def slow_step(self, lr, track_window=False):
+    time.sleep(pause)
+    step(self, lr, track_window)
+    print(f"iteration {self.iteration}", flush=True)
+trainer.TrainingLoop.step = slow_step
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+
+def slow_cli(out: Path, pause: float) -> subprocess.Popen:
+    tests = Path(__file__).resolve().parent
+    command = [sys.executable, "-c", SLOW_CLI, str(REPO_ROOT), str(tests), str(pause), "train", *TINY_ARGS]
+    pipe = subprocess.PIPE
+    return subprocess.Popen([*command, "--out", str(out)], cwd=REPO_ROOT, stdout=pipe, stderr=pipe, text=True)
+
+
+def wait_for(condition, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_second_process_on_the_same_run_is_refused_and_a_killed_holder_does_not_block(tmp_path):
+    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    holder = slow_cli(tmp_path, pause=600)  # stuck in its first step, holding the run
+    try:
+        lock = folder / LOCK_FILE
+        wait_for(lambda: lock.is_file() and f"pid {holder.pid} " in lock.read_text())
+        second = subprocess.run(
+            [sys.executable, "-m", "resnet_repro", "train", *TINY_ARGS, "--out", str(tmp_path)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.count("\n") == 1 and second.stderr.startswith("error: "), second.stderr
+        assert f"{folder}: another process is training this run (pid {holder.pid} on host" in second.stderr
+        assert sorted(p.name for p in folder.iterdir()) == [LOCK_FILE]  # the second one wrote nothing
+    finally:
+        holder.kill()  # kill -9: no chance to clean up
+        holder.communicate()
+    assert (folder / LOCK_FILE).is_file()  # left behind, but the kernel let go of the lock
+    assert train(TINY, tmp_path, progress=False, data=fake_cifar()) == folder
+    assert (folder / RUN_FILE).is_file() and not (folder / LOCK_FILE).exists()
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(reference, tmp_path, capsys):
+    trainer_process = slow_cli(tmp_path, pause=0.05)
+    try:
+        assert trainer_process.stdout.readline().strip() == "iteration 1"
+        trainer_process.send_signal(signal.SIGTERM)
+        _, err = trainer_process.communicate(timeout=120)
+    finally:
+        trainer_process.kill()
+    assert trainer_process.returncode == 130, err
+    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    saved = torch.load(folder / CHECKPOINT_FILE, weights_only=True)["loop"]["iteration"]
+    assert 1 <= saved < 12 and f"Saved iteration {saved}" in err
+    assert train(TINY, tmp_path, progress=False, data=fake_cifar()) == folder
+    assert f"resuming from iteration {saved} of 12" in capsys.readouterr().out
+    assert read(folder, HISTORY_FILE) == read(reference, HISTORY_FILE)  # nothing lost
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("empty", "empty file"),
+        ("garbage", "truncated or damaged"),
+        ("foreign pickle", "truncated or damaged"),
+        ("truncated", "truncated or damaged"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_remedy(tmp_path, monkeypatch, capsys, kind, says):
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, tmp_path, progress=False, data=fake_cifar(), stop_after=2)
+    path = tmp_path / "smoke-12it" / "resnet8-A-seed0" / CHECKPOINT_FILE
+    whole = path.read_bytes()
+    damaged = {
+        "empty": b"",
+        "garbage": os.urandom(2000),
+        "foreign pickle": pickle.dumps(os.getcwd),  # torch's own error would say to use weights_only=False
+        "truncated": whole[: len(whole) // 2],
+    }
+    path.write_bytes(damaged[kind])
+    prepare = trainer.prepare_data
+    monkeypatch.setattr(trainer, "prepare_data", lambda config, data, progress: prepare(config, fake_cifar()))
+    capsys.readouterr()
+    assert main(["train", *TINY_ARGS, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: unreadable checkpoint.pt ({says}"), err
+    assert "--force to train the run again from the start, or delete the file" in err
+    assert "weights_only" not in err
+    if kind == "empty":  # the remedy works (once is enough: it trains the run)
+        assert main(["train", *TINY_ARGS, "--out", str(tmp_path), "--force"]) == 0
+
+
+def test_a_damaged_or_disagreeing_run_json_or_history_is_named(reference, tmp_path):
+    folder = copy_run(reference, tmp_path)
+    record, history = read(folder, RUN_FILE), read(folder, HISTORY_FILE)
+
+    def refused(*fragments):
+        with pytest.raises(ValueError) as caught:
+            train(TINY, tmp_path, progress=False, data=fake_cifar())
+        message = str(caught.value)
+        assert "\n" not in message and all(f in message for f in fragments), message
+
+    (folder / RUN_FILE).write_text(record[: len(record) // 2])  # truncated
+    refused(f"{folder / RUN_FILE}: unreadable run.json (", "--force", "delete the file")
+    (folder / RUN_FILE).write_text(record)
+    (folder / HISTORY_FILE).write_text("")
+    refused(f"{folder / HISTORY_FILE}: unreadable history.csv (empty file)", "or delete the run folder")
+    (folder / HISTORY_FILE).unlink()
+    refused(f"{folder / HISTORY_FILE}: unreadable history.csv (missing)", "--force")
+    # What two writers left (issue 15): the curve of a run cut short beside the run.json of the whole run.
+    (folder / HISTORY_FILE).write_text("".join(history.splitlines(keepends=True)[:2]))
+    refused(f"{folder}: history.csv and run.json disagree", "iteration 4 ", "12 iterations", "--force")
+    (folder / HISTORY_FILE).write_text(history)
+    assert train(TINY, tmp_path, progress=False, data=fake_cifar()) == folder  # whole again: reused
+
+
+def test_a_finished_run_says_so_even_without_progress(reference, tmp_path, capsys):
+    folder = copy_run(reference, tmp_path)
+    train(TINY, tmp_path, progress=False, data=fake_cifar())
+    assert f"{folder}: finished already" in capsys.readouterr().out
+
+
+def test_a_finished_run_on_an_archive_whose_content_changed_is_not_reused(tmp_path, monkeypatch, capsys):
+    """Same --data path, other images: the run must not pass for one on these (small fake archives)."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(data_module, "EXPECTED_PER_CLASS", {"train": 13, "test": 2})  # 130 train images
+    archive = tmp_path / "mine.tar.gz"
+    tree = make_tree(tmp_path / "tree", counts={"train": 13, "test": 2})
+    make_tar(tree, archive)
+    argv = ["train", "--arch", "resnet8", "--iterations", "1", "--eval-points", "1", "--device", "cpu"]
+    argv += ["--data", str(archive), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # unchanged: reused
+    assert "finished already" in capsys.readouterr().out
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(tree / "train" / "cat" / "0000.png")
+    make_tar(tree, archive)  # the same path, other content
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its data changed since (sha256" in err and "--force" in err, err
+
+
+def test_an_unusable_out_is_found_before_any_data_is_read(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "a-file"
+    out.write_text("not a folder")
+    monkeypatch.setattr(trainer, "prepare_data", lambda *a, **k: pytest.fail("read data before --out"))
+    assert main(["train", *TINY_ARGS, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{out} is a file, not a folder" in err and "--out" in err, err
+
+
+def test_the_lock_is_one_writer_per_folder_and_released_on_return(tmp_path):
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RunLockedError, match=f"pid {os.getpid()} on host"), run_lock(tmp_path / "run"):
+            pass
+        with run_lock(tmp_path / "other"):  # another folder is free
+            pass
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+    with run_lock(tmp_path / "run"):  # free again
+        pass
