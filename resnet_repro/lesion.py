@@ -44,6 +44,7 @@ from .results import (
     read_run_record,
     write_csv,
 )
+from .runlock import run_lock
 
 LESION_FILE = "lesion.csv"
 # block: 0 for the intact net, else the removed block's position in network order (1-based).
@@ -334,15 +335,17 @@ def analyze_run(
         return path, False
     torch_device = resolve_device(device)
     use_amp = (torch_device.type == "cuda" or cpu_has_native_bf16()) if amp == "auto" else amp == "on"
-    model = load_trained_model(folder, torch_device).to(memory_format=torch.channels_last)
-    images, labels, classes = run_test_images(folder, data, progress)
-    images = images.contiguous(memory_format=torch.channels_last)
-    table = lesion_table(model, images, labels, classes, torch_device, use_amp, progress)
-    table["device"] = device_name(torch_device)
-    table["amp"] = "bf16" if use_amp else "fp32"
-    table["weights_sha256"] = weights_sha256(folder)
-    columns = LESION_COLUMNS + [c for c in table.columns if c.startswith(CLASS_PREFIX)]
-    write_csv(path, columns, table.to_dict("records"))
+    with run_lock(folder):  # one writer per run folder: no `train --force` replaces the weights meanwhile
+        weights = weights_sha256(folder)
+        model = load_trained_model(folder, torch_device).to(memory_format=torch.channels_last)
+        images, labels, classes = run_test_images(folder, data, progress)
+        images = images.contiguous(memory_format=torch.channels_last)
+        table = lesion_table(model, images, labels, classes, torch_device, use_amp, progress)
+        table["device"] = device_name(torch_device)
+        table["amp"] = "bf16" if use_amp else "fp32"
+        table["weights_sha256"] = weights
+        columns = LESION_COLUMNS + [c for c in table.columns if c.startswith(CLASS_PREFIX)]
+        write_csv(path, columns, table.to_dict("records"))
     return path, True
 
 
