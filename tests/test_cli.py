@@ -140,7 +140,8 @@ def test_train_smoke_end_to_end_on_the_shared_archive_then_rerun_is_a_no_op(shar
     assert main(argv) == 0
     assert "resnet8-A-seed0: test error" in capsys.readouterr().out
     folder = tmp_path / "smoke-2it" / "resnet8-A-seed0"
-    assert sorted(p.name for p in folder.iterdir()) == ["history.csv", "layer_std.csv", "run.json"]
+    expected = ["grad_norm.csv", "history.csv", "layer_std.csv", "run.json", "weights.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == expected
     before = (folder / "run.json").read_text()
     assert main(argv) == 0
     assert (folder / "run.json").read_text() == before
