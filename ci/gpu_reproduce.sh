@@ -6,19 +6,27 @@
 #
 # DATA    CIFAR-10: a folder tree or .tar.gz (e.g. a copy of ../shared/data/cifar10-jpeg.tar.gz), or
 #         "official" for torchvision's download
-# OUT     folder for what to keep (at most 8 files): machine.txt, benchmark.txt, summary.txt,
-#         results.tar.gz (finished run folders, as under data/results/), logs.tar.gz, and
-#         checkpoints.tar.part-* (unfinished runs, to resume in the next session: RESUME below)
+# OUT     folder for what to keep (at most 8 files): machine.txt, benchmark.txt, the benchmark's
+#         <date>Z-<device>.json (commit it under data/benchmarks/), summary.txt, results.tar.gz
+#         (finished run folders, as under data/results/), logs.tar.gz (with preflight.json), and
+#         checkpoints.tar.part-* (unfinished runs and the compile cache, for the next session: RESUME)
 # BUDGET  quick (default) or full; smoke checks the script itself (with DEVICE=cpu, on any machine)
 #
 # In order, each step inside the time limit (finished runs are kept, unfinished ones checkpoint):
-#   1. the throughput benchmark (ours against the common DataLoader way, same GPU, same process)
-#   2. fig6 + fig7 + shortcuts, seed 0, at BUDGET, PER_GPU runs at once on the GPU
+#   0. the preflight (python -m resnet_repro preflight): each fast path (whole-step CUDA graph, several
+#      runs in one process, the compile cache of the last session) a few seconds against the plain
+#      path; the ones that pass give the sweeps their options, the others are off for the session with
+#      one line each in machine.txt (FAST=0 skips it: the plain paths, as before)
+#   1. the throughput benchmark (ours, with and without the graph and compilation, against the common
+#      DataLoader way, same GPU, same process), also as JSON
+#   2. fig6 + fig7 + shortcuts, seed 0, at BUDGET: in one process AT_ONCE runs at a time if the
+#      preflight passed that path, else PER_GPU processes at once on the GPU
 #   3. shortcuts with seeds 0..SHORTCUT_SEEDS-1 at BUDGET
 #   4. quick: fig1 + table6 at budget full with the time left (runs that cannot finish are not started);
 #      full: table6 with 5 seeds
 #
-# Environment: MINUTES (whole script, default 9), PER_GPU (default 4), SHORTCUT_SEEDS (default 3),
+# Environment: MINUTES (whole script, default 9), PER_GPU (default 4), AT_ONCE (default 8),
+# BENCH_ARCHS (default resnet56), FAST (default 1), SHORTCUT_SEEDS (default 3),
 # RESUME (the OUT folder of an earlier session, carried along: its finished runs and checkpoints are
 # unpacked first, so this session goes on where that one stopped), WHEELS (folder of wheels to install
 # if imports fail, default .whl), RESULTS (default /tmp/gpu-results), RESNET_REPRO_COMMIT (the commit,
@@ -27,7 +35,7 @@
 # What one 15-minute session on an H200 showed (2026-11-27): 8 runs at once kept the GPU busy but
 # each ran at 12-43 iterations/s (about 27k images/s in all), and compiling took 30-95 s per run.
 set -uo pipefail
-[ $# -ge 2 ] || { sed -n '2,30p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,38p' "$0"; exit 2; }
 data=$1 out=$2 budget=${3:-quick}
 case $budget in quick | full | smoke) ;; *) echo "BUDGET must be quick, full or smoke, got '$budget'" >&2; exit 2 ;; esac
 device=${DEVICE:-cuda}
@@ -54,7 +62,7 @@ cd "$repo"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
   "$python" -c "import torch; print('torch', torch.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'NO CUDA')"
   echo "commit ${RESNET_REPRO_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
-  echo "budget $budget, data $data, ${PER_GPU:-4} runs at once, limit ${MINUTES:-9} min"
+  echo "budget $budget, data $data, ${PER_GPU:-4} runs at once (${AT_ONCE:-8} in one process), limit ${MINUTES:-9} min"
 } | tee "$out/machine.txt"
 
 minutes_left() { # [SECONDS_TO_KEEP]: minutes to the deadline, less what later steps need
@@ -73,11 +81,14 @@ step() { # step NAME COMMAND...: runs it if time is left, appending the time it 
   echo "$name: exit $status after $((SECONDS - began)) s" | tee -a "$out/machine.txt"
   return $status
 }
+fast_flags=() # the preflight's options for the sweeps (none: the plain paths)
 sweep() { # sweep BUDGET SEEDS SECONDS_TO_KEEP EXPERIMENT...
-  local sweep_budget=$1 seeds=$2 keep=$3
+  local sweep_budget=$1 seeds=$2 keep=$3 at_once=${PER_GPU:-4}
   shift 3
+  [[ " ${fast_flags[*]} " == *" --in-process "* ]] && at_once=${AT_ONCE:-8}
   "$python" -m resnet_repro reproduce "$@" --budget "$sweep_budget" --seeds "$seeds" "${data_flag[@]}" \
-    --out "$results" --device "$device" --per-gpu "${PER_GPU:-4}" --minutes "$(minutes_left "$keep")"
+    --out "$results" --device "$device" --per-gpu "$at_once" --minutes "$(minutes_left "$keep")" \
+    "${fast_flags[@]}"
 }
 
 mkdir -p "$results/logs"
@@ -85,17 +96,31 @@ if command -v nvidia-smi >/dev/null; then # GPU load over the whole session, eve
   nvidia-smi dmon -s um -d 10 >"$results/logs/gpu-utilization.txt" 2>&1 &
   monitor=$!
 fi
-step "decode the data once" "$python" -c "from resnet_repro.data import load_cifar10; import sys; \
-print(load_cifar10(sys.argv[1] if sys.argv[1] != 'official' else None).identity)" "$data" || exit 1
-if [ -n "${RESUME:-}" ]; then
+if [ -n "${RESUME:-}" ]; then # first: the last session's compile cache is among its checkpoints
   echo "== resuming from $RESUME"
   [ -f "$RESUME/results.tar.gz" ] && tar xzf "$RESUME/results.tar.gz" -C "$results"
   compgen -G "$RESUME/checkpoints.tar.part-*" >/dev/null && cat "$RESUME"/checkpoints.tar.part-* | tar x -C "$results"
 fi
+# torch.compile's caches, named by torch version and GPU: loaded by the preflight and the sweeps, saved
+# by the sweeps in one process, and packed with the checkpoints for the next session.
+cache=$("$python" -c "import sys; from resnet_repro.compile_cache import cache_file
+from resnet_repro.trainer import device_name, resolve_device
+print(cache_file(sys.argv[1], device_name(resolve_device(sys.argv[2]))))" "$results" "$device")
+if [ "${FAST:-1}" = 1 ]; then
+  echo "== 0. preflight of the fast paths ($(minutes_left) min left)"
+  began=$SECONDS
+  [ "$budget" = smoke ] && size=(--arch resnet8 --steps 4) || size=()
+  # The verdicts (one line per path) go to machine.txt through stderr, the sweep options to stdout.
+  read -r -a fast_flags <<<"$(timeout 150 "$python" -m resnet_repro preflight --device "$device" "${size[@]}" \
+    --compile-cache "$cache" --json "$results/logs/preflight.json" --flags 2> >(tee -a "$out/machine.txt" >&2))"
+  echo "0. preflight: sweep options '${fast_flags[*]}' after $((SECONDS - began)) s" | tee -a "$out/machine.txt"
+fi
+step "decode the data once" "$python" -c "from resnet_repro.data import load_cifar10; import sys; \
+print(load_cifar10(sys.argv[1] if sys.argv[1] != 'official' else None).identity)" "$data" || exit 1
 bench_limit=$((deadline - SECONDS < 150 ? deadline - SECONDS : 150))
 step "1. throughput benchmark" timeout "$bench_limit" "$python" benchmarks/train_throughput.py --device "$device" \
-  --arch resnet56 --steps "${BENCH_STEPS:-200}" --rounds 2 --warmup 20 "${data_flag[@]}" \
-  --compile default,off 2>&1 | tee "$out/benchmark.txt"
+  --arch "${BENCH_ARCHS:-resnet56}" --steps "${BENCH_STEPS:-200}" --rounds 2 --warmup 20 "${data_flag[@]}" \
+  --compile off,default --cuda-graph on,off --json "$out/" 2>&1 | tee "$out/benchmark.txt"
 finished() { find "$results" -name run.json | wc -l; }
 finished_before=$(finished)
 step "2. fig6 fig7 shortcuts, seed 0, $budget" sweep "$budget" 1 0 fig6 fig7 shortcuts
@@ -122,9 +147,9 @@ print(runs.to_string(index=False) if len(runs) else 'no finished runs')" "$resul
 # Finished runs only, without checkpoints or logs: exactly what data/results/ holds.
 (cd "$results" && find . -name run.json -printf '%h\n' | sort | tar czf "$out/results.tar.gz" -T -)
 [ -d "$results/logs" ] && tar czf "$out/logs.tar.gz" -C "$results" logs
-# Unfinished runs' checkpoints, smallest first while they fit in two files of 15 MB (the most a GPU
-# session here sends back); the next session resumes them with RESUME=<this OUT>.
-(cd "$results" && find . -name checkpoint.pt -printf '%s %p\n' | sort -n |
+# Unfinished runs' checkpoints and the compile cache, smallest first while they fit in two files of
+# 15 MB (the most a GPU session here sends back); the next session resumes them with RESUME=<this OUT>.
+(cd "$results" && find . \( -name checkpoint.pt -o -path "./compile-cache/*.bin" \) -printf '%s %p\n' | sort -n |
   awk '{ total += $1; if (total < 30 * 1024 * 1024) print $2 }' >/tmp/checkpoints.list)
 [ -s /tmp/checkpoints.list ] && tar cf - -C "$results" -T /tmp/checkpoints.list |
   split -b 15M - "$out/checkpoints.tar.part-"

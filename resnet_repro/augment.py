@@ -44,13 +44,33 @@ def random_crop_flip(
     generator: for reproducible draws; its device decides where the random numbers are drawn (a CPU
     generator works for CUDA images). Drawn in this order: row offsets, column offsets, flips.
     """
-    n = len(images)
     draw_device = generator.device if generator is not None else images.device
-    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=draw_device)
-    flips = torch.randint(0, 2, (n,), generator=generator, device=draw_device).bool()
+    offsets, flips = draw_crops(len(images), pad, generator, draw_device)
     return crop_flip(
-        images, offsets[0].to(images.device), offsets[1].to(images.device), flips.to(images.device), pad
+        images,
+        offsets[0].to(images.device),
+        offsets[1].to(images.device),
+        flips.to(images.device).bool(),
+        pad,
     )
+
+
+def draw_crops(
+    n: int,
+    pad: int = 4,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    out: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random half of `random_crop_flip`: (row and column offsets [2, n], flips [n] as 0/1), int64.
+
+    out: two int64 tensors of those shapes to draw into (the fixed inputs of a captured CUDA graph,
+    refilled before every replay); the numbers are the same as without.
+    """
+    offsets, flips = out if out is not None else (None, None)
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=device, out=offsets)
+    flips = torch.randint(0, 2, (n,), generator=generator, device=device, out=flips)
+    return offsets, flips
 
 
 def crop_flip(

@@ -10,7 +10,15 @@ import argparse
 import os
 import sys
 
-from .config import BUDGETS, COMPILE_MODES, DEFAULT_EVAL_POINTS, DEVICES, SMOKE_EVAL_POINTS, SWITCH
+from .config import (
+    BUDGETS,
+    COMPILE_MODES,
+    DEFAULT_EVAL_POINTS,
+    DEVICES,
+    SMOKE_EVAL_POINTS,
+    SPEED_FIELDS,
+    SWITCH,
+)
 from .experiments import DESCRIPTIONS, EXPERIMENTS
 from .runlock import RunLockedError
 
@@ -182,6 +190,12 @@ def _run_options() -> argparse.ArgumentParser:
     speed.add_argument(
         "--cudnn-benchmark", choices=SWITCH, default="auto", help="cuDNN autotuning (auto: CUDA)"
     )
+    speed.add_argument(
+        "--cuda-graph",
+        choices=SWITCH,
+        default="off",
+        help="replay the whole training step as one CUDA graph (auto: on CUDA where it works) (default off)",
+    )
     speed.add_argument("--no-speedups", action="store_true", help="turn every speed option off")
     return parent
 
@@ -260,6 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
         "that finished runs of the same network show cannot finish in time are not started",
     )
 
+    sweep.add_argument(
+        "--in-process",
+        action="store_true",
+        help="train the runs in this one process, --per-gpu at a time, each in its own thread and CUDA "
+        "stream, so their kernels overlap (separate processes take turns on a GPU)",
+    )
+    sweep.add_argument(
+        "--compile-cache",
+        metavar="FILE",
+        help="with --in-process: load torch.compile's caches from FILE first (if it exists) and save them "
+        "there at the end, so the next session does not compile again",
+    )
+
     costs = commands.add_parser(
         "costs",
         help="parameters and multiply-adds of the paper's networks",
@@ -269,22 +296,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     costs.add_argument("--only", choices=("cifar", "imagenet"), help="one of the two tables")
     from .imagenet.cli import add_imagenet_parser  # here: it builds on this module's argument types
+    from .preflight import add_parser as add_preflight_parser
 
     add_imagenet_parser(commands)
     from .analyze import add_analyze_parser
 
     add_analyze_parser(commands)
+    add_preflight_parser(commands)
     return parser
 
 
 def _config_fields(args: argparse.Namespace) -> dict:
-    speed = ("channels_last", "amp", "compile", "data_on_device", "fused_optimizer", "cudnn_benchmark")
     fields = {
         "iterations": args.iterations,
         "quick_factor": args.quick_factor,
         "val_split": args.val_split,
         "eval_points": args.eval_points,
-        **{name: "off" if args.no_speedups else getattr(args, name) for name in speed},
+        **{name: "off" if args.no_speedups else getattr(args, name) for name in SPEED_FIELDS},
     }
     return fields
 
@@ -334,6 +362,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         per_gpu=args.per_gpu,
         shard=args.shard,
         minutes=args.minutes,
+        in_process=args.in_process,
+        compile_cache=args.compile_cache,
         **_config_fields(args),
     )
     unfinished = [folder for folder in folders if not is_finished(folder)]
@@ -397,8 +427,20 @@ def _analyze(args: argparse.Namespace) -> int:
     return run_analyze(args)
 
 
-COMMANDS = {"train": _train, "reproduce": _reproduce, "costs": _costs, "imagenet": _imagenet}
-COMMANDS["analyze"] = _analyze
+def _preflight(args: argparse.Namespace) -> int:
+    from .preflight import run_command
+
+    return run_command(args)
+
+
+COMMANDS = {
+    "train": _train,
+    "reproduce": _reproduce,
+    "costs": _costs,
+    "imagenet": _imagenet,
+    "analyze": _analyze,
+    "preflight": _preflight,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

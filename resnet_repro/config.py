@@ -24,7 +24,15 @@ DEVICES = ("auto", "cpu", "cuda")
 SWITCH = ("auto", "on", "off")  # a speed option: "auto" = on where it helps (see trainer.resolve_speed)
 COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune")
 PLAIN_SHORTCUT = "-"  # plain nets have no shortcuts; this is how results spell it
-SPEED_FIELDS = ("channels_last", "amp", "compile", "data_on_device", "fused_optimizer", "cudnn_benchmark")
+SPEED_FIELDS = (
+    "channels_last",
+    "amp",
+    "compile",
+    "data_on_device",
+    "fused_optimizer",
+    "cudnn_benchmark",
+    "cuda_graph",
+)
 # Fields that change how a run is computed but not what it computes.
 OPERATIONAL_FIELDS = ("device", "checkpoint_minutes", *SPEED_FIELDS)
 
@@ -82,6 +90,10 @@ class RunConfig:
     data_on_device: str = "auto"  # keep the whole dataset on the accelerator, augment there
     fused_optimizer: str = "auto"  # fused SGD kernel; auto = on CUDA
     cudnn_benchmark: str = "auto"  # let cuDNN pick its fastest convolution algorithms; auto = on CUDA
+    # Replay the whole training step as one CUDA graph (fast_step.py). "off" by default until a device
+    # session's preflight has shown it right; auto = on CUDA where it can work; on the CPU, "on" runs the
+    # graph's step function without a graph (the same numbers as "off", bit for bit).
+    cuda_graph: str = "off"
     checkpoint_minutes: float = 10.0  # also checkpoint between eval points after this long
 
     def __post_init__(self):

@@ -90,6 +90,8 @@ def reproduce(
     per_gpu: int = 1,
     shard: str | None = None,
     minutes: float | None = None,
+    in_process: bool = False,
+    compile_cache: str | os.PathLike | None = None,
     **overrides,
 ) -> list[Path]:
     """Train every run of `experiments` that is not finished yet; return all their run folders, in order.
@@ -101,6 +103,10 @@ def reproduce(
     minutes: a time limit; runs still training then are stopped with a checkpoint (the same call resumes
     them), and runs that cannot finish in the time left (judged from finished runs of the same network)
     are not started.
+    in_process: train the runs in this process instead, per_gpu at a time, each in its own thread and
+    CUDA stream (multirun.py): their kernels overlap on the GPU, which separate processes' do not.
+    compile_cache: a file of torch.compile's caches (compile_cache.py), loaded first if it is there and
+    written at the end (in_process only: subprocesses would each write their own).
     overrides: other RunConfig fields (iterations, eval_points, val_split, speed options, ...).
     Raises RuntimeError if a run failed.
     """
@@ -125,7 +131,9 @@ def reproduce(
     check_writable(Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR)  # before the data
     loaded = load_cifar10(data, progress=progress)  # also fills the cache the subprocesses read
     gpus = visible_gpus() if device != "cpu" else []
-    if len(gpus) > 1 or per_gpu > 1:
+    if in_process and len(gpus) <= 1:
+        _train_in_process(todo, per_gpu, results_dir, force, minutes, progress, loaded, compile_cache)
+    elif len(gpus) > 1 or per_gpu > 1:
         # Without a GPU, per_gpu runs share the CPU (each subprocess is hidden from any GPU).
         _train_in_parallel(todo, gpus or ["cpu"], per_gpu, results_dir, force, minutes, progress)
     else:
@@ -153,9 +161,10 @@ def _fits(config: RunConfig, seconds_left: float, results_dir) -> bool:
 
 def _train_in_parallel(configs, gpus, per_gpu, results_dir, force, minutes, progress) -> None:
     from .devices import spread, train_job
+    from .multirun import longest_first
 
     # Longest first, so the last runs to finish are short ones and no GPU idles at the end.
-    configs = sorted(configs, key=lambda c: c.plan().iterations * c.depth, reverse=True)
+    configs = longest_first(configs)
     root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
     logs = root / "logs"
     if progress:
@@ -175,6 +184,43 @@ def _train_in_parallel(configs, gpus, per_gpu, results_dir, force, minutes, prog
     failed = [o for o in outcomes if not o.ok and not o.stopped and o.returncode not in unfinished]
     if failed:
         listing = "; ".join(f"{o.job.name} (exit {o.returncode}, log {o.log})" for o in failed)
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} runs failed: {listing}")
+
+
+def _train_in_process(configs, at_once, results_dir, force, minutes, progress, data, cache) -> None:
+    """All runs in this process, `at_once` at a time, each in a thread of its own (multirun.py)."""
+    from . import compile_cache
+    from .multirun import train_concurrently
+
+    say = print if progress else (lambda _message: None)
+    if cache is not None:
+        try:
+            say(compile_cache.load(cache))
+        except Exception as err:  # a cache that does not load costs compile time, never the sweep
+            say(f"compile cache {cache} not loaded ({type(err).__name__}: {err}): compiling from scratch")
+    say(f"{len(configs)} runs in this process, {at_once} at a time")
+    try:
+        outcomes = train_concurrently(
+            configs,
+            results_dir,
+            data,
+            at_once=at_once,
+            seconds=None if minutes is None else minutes * 60,
+            fits=lambda config, left: _fits(config, left, results_dir),
+            force=force,
+            report=say,
+        )
+    finally:
+        if cache is not None:
+            try:
+                say(compile_cache.save(cache))
+            except Exception as err:
+                say(f"compile cache not saved ({type(err).__name__}: {err})")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        listing = "; ".join(
+            f"{o.config.arch}-{o.config.shortcut}-seed{o.config.seed} ({o.error})" for o in failed
+        )
         raise RuntimeError(f"{len(failed)} of {len(outcomes)} runs failed: {listing}")
 
 

@@ -79,6 +79,7 @@ WARMUP_CHECK_EVERY = 10  # iterations: warm-up ends when these mini-batches' err
 AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation stream is seeded apart from the data order
 COMPILE_MIN_ITERATIONS = 2000  # below this, compiling (tens of seconds) costs more than it saves
 CHECKPOINT_FORMAT = 1
+_GLOBAL_RNG_LOCK = threading.Lock()  # held while a run seeds torch's global generator and draws from it
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,6 +113,10 @@ class SpeedOptions:
     fused_optimizer: bool
     cudnn_benchmark: bool
     compile_fallback: bool = False  # "auto" asked: run eagerly if compilation fails instead of stopping
+    # "off"; "captured": the whole step replayed as one CUDA graph; "eager": the graph's step function run
+    # without a graph (the CPU: what the tests compare with the plain step). See fast_step.py.
+    cuda_graph: str = "off"
+    cuda_graph_fallback: bool = False  # "auto" asked: train without the graph if capturing it fails
 
 
 def resolve_speed(config: RunConfig, device: torch.device, iterations: int) -> SpeedOptions:
@@ -138,7 +143,28 @@ def resolve_speed(config: RunConfig, device: torch.device, iterations: int) -> S
         fused_optimizer=switch(config.fused_optimizer, cuda),
         cudnn_benchmark=switch(config.cudnn_benchmark, cuda),
         compile_fallback=config.compile == "auto",
+        cuda_graph=_resolve_cuda_graph(config, cuda, compile_mode),
+        cuda_graph_fallback=config.cuda_graph == "auto",
     )
+
+
+def _resolve_cuda_graph(config: RunConfig, cuda: bool, compile_mode: str) -> str:
+    """Whole-step CUDA graph: "captured" on CUDA, "eager" (the same step function, no graph) on the CPU
+    when asked for by name, else "off". "auto" means "captured" wherever it can work."""
+    if config.cuda_graph == "off" or (config.cuda_graph == "auto" and not cuda):
+        return "off"
+    if not cuda:
+        return "eager"
+    problems = []
+    if config.data_on_device == "off":
+        problems.append("data_on_device off (a graph cannot copy mini-batches from the host)")
+    if config.fused_optimizer == "off":
+        problems.append("fused_optimizer off (other SGD kernels read a tensor learning rate with .item())")
+    if compile_mode not in ("off", "default"):
+        problems.append(f"compile {compile_mode} (it captures CUDA graphs of its own)")
+    if problems and config.cuda_graph == "on":
+        raise ValueError(f"cuda_graph on cannot work with {'; '.join(problems)}")
+    return "off" if problems else "captured"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -257,8 +283,8 @@ class TrainingLoop:
     def _autocast(self):
         return autocast(self.device, self.speed.amp)
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next 128 images of the epoch's permutation, normalized and augmented, and their labels.
+    def next_indices(self) -> torch.Tensor:
+        """The indices of the next 128 training images in the epoch's permutation.
 
         An epoch ends when fewer than a batch are left (they are skipped; the next epoch reshuffles all).
         """
@@ -268,6 +294,11 @@ class TrainingLoop:
             self.position = 0
         index = self.order[self.position : self.position + BATCH_SIZE]
         self.position += BATCH_SIZE
+        return index
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next 128 images of the epoch's permutation, normalized and augmented, and their labels."""
+        index = self.next_indices()
         images = normalize(self.train_images[index], self.mean)  # float [128, 3, 32, 32], mean subtracted
         images = random_crop_flip(images, pad=PAD, generator=self.augment_generator)
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
@@ -358,6 +389,15 @@ class TrainingLoop:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
+def loop_class(speed: SpeedOptions) -> type[TrainingLoop]:
+    """TrainingLoop, or fast_step.GraphedTrainingLoop when speed.cuda_graph is on (its step as one graph)."""
+    if speed.cuda_graph == "off":
+        return TrainingLoop
+    from .fast_step import GraphedTrainingLoop
+
+    return GraphedTrainingLoop
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Data for a run
 # ---------------------------------------------------------------------------------------------------------
@@ -405,14 +445,22 @@ class GracefulInterrupt:
     """Ctrl-C sets a flag that the loop checks between steps, so it can save a consistent checkpoint.
 
     SIGTERM (what a scheduler, `timeout` or a container stop sends) counts as a Ctrl-C. A second signal
-    stops at once. Only the main thread can install handlers; elsewhere it does nothing.
+    stops at once. Only the main thread can install handlers; in other threads (several runs in one
+    process, multirun.py) `request_all` from the main thread asks every active loop to stop.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    _active: set[GracefulInterrupt] = set()
 
     def __init__(self):
         self.requested = False
         self._previous: dict = {}
+
+    @classmethod
+    def request_all(cls) -> None:
+        """Ask every loop inside a GracefulInterrupt, in any thread, to save a checkpoint and stop."""
+        for interrupt in list(cls._active):
+            interrupt.requested = True
 
     def _handle(self, signum, frame):
         if self.requested:
@@ -422,9 +470,11 @@ class GracefulInterrupt:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        GracefulInterrupt._active.add(self)
         return self
 
     def __exit__(self, *exc):
+        GracefulInterrupt._active.discard(self)
         for number, previous in self._previous.items():
             if previous is not None:  # None: a handler set outside Python, which cannot be put back
                 signal.signal(number, previous)
@@ -472,14 +522,15 @@ def _train_holding_lock(folder, config, progress, force, data, stop_after) -> Pa
     data = prepare_data(config, data, progress)
     checkpoint = _load_checkpoint(folder, config, data, device)
     speed = resolve_speed(config, device, config.plan().iterations)
-    torch.manual_seed(config.seed)  # the initial weights
     with cudnn_benchmark(speed.cudnn_benchmark):
-        loop = TrainingLoop(build_model(config), data, device, speed, config.seed)
-        state = RunState()
-        if checkpoint is not None:
-            loop.load_state_dict(checkpoint["loop"])
-            state = RunState(**checkpoint["state"])
-            print(f"{folder}: resuming from iteration {loop.iteration:,} of {config.plan().iterations:,}")
+        with _GLOBAL_RNG_LOCK:  # runs in threads (multirun.py) must not reseed each other's initial weights
+            torch.manual_seed(config.seed)  # the initial weights
+            loop = loop_class(speed)(build_model(config), data, device, speed, config.seed)
+            state = RunState()
+            if checkpoint is not None:
+                loop.load_state_dict(checkpoint["loop"])  # also restores the global RNG state
+                state = RunState(**checkpoint["state"])
+                print(f"{folder}: resuming from iteration {loop.iteration:,} of {config.plan().iterations:,}")
         state.sessions += 1
         _run(loop, config, state, folder, data, clock, progress, stop_after)
     return folder
