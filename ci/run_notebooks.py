@@ -142,10 +142,11 @@ def execute(
 
 
 def check(notebooks: list[Path], parameters: dict) -> str:
-    """ "" when every chapter takes these parameters, else one line saying what is wrong and what is allowed.
+    """One line saying what is wrong and what is allowed, or "" when every chapter takes these parameters.
 
     The names each chapter declares come from its parameters cell (papermill.inspect_notebook); the
-    values, with each chapter's defaults for those not given, go through the chapters' own check."""
+    values, with each chapter's defaults for those not given, go through the chapters' own check.
+    """
     from resnet_repro.parameters import ParameterError, check_names, check_parameters
 
     try:
