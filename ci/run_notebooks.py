@@ -1,15 +1,23 @@
-"""Execute every chapter of the book with papermill, in place, at one budget.
+"""Execute every chapter of a book with papermill, in place, at one budget.
 
-    python ci/run_notebooks.py                  # budget "results": draw from data/results, train nothing
+    python ci/run_notebooks.py --root _build/source   # what ci/build_book.sh does, on its copy of the book
+    python ci/run_notebooks.py                  # the checkout's own chapters (--clear strips them again)
     python ci/run_notebooks.py --results-dir /tmp/results --jobs 2   # another results folder, 2 at once
     python ci/run_notebooks.py --budget smoke --data ../shared/data/cifar10-jpeg.tar.gz
     python ci/run_notebooks.py --budget full --device cuda --log-output   # the GPU job
+    python ci/run_notebooks.py -p budget smoke  # papermill's form of a parameter (NAME VALUE)
     python ci/run_notebooks.py --clear                # back to committed form: no outputs, no injected cell
 
 The chapters are the notebooks `_toc.yml` lists, executed in that order with cwd = their folder (book/),
 so relative paths in them mean the same as in Colab and Binder. Each gets the four papermill parameters
-budget, device, data and results_dir. The injected-parameters cell is tagged `remove-cell` so the book
-hides it. Every chapter runs even when one fails; the exit status is 1 when any cell raised.
+budget, device, data and results_dir. Before anything runs, a name a chapter does not declare (papermill
+only warns) or a bad value is refused with one line and exit status 2 (resnet_repro.parameters, which
+each chapter also calls first). The injected-parameters cell is tagged `remove-cell` so the book hides it.
+Every chapter runs even when one fails; the exit status is 1 when any cell raised.
+
+The chapters run in the kernel `resnet-repro`, installed into this interpreter's environment (its
+sys.prefix) and bound to this interpreter, the one that has the package: never whatever kernel happens
+to be called `python3`.
 
 --jobs N runs up to N chapters at once, each in its own kernel (most of a chapter's time at budget
 "results" is starting Python and importing torch). At a training budget the chapters that train run
@@ -20,8 +28,10 @@ which read what they stored, then run N at a time.
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -33,23 +43,37 @@ import papermill
 from book_toc import REPO_ROOT, toc_notebooks
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-BUDGETS = ("results", "smoke", "quick", "full")
-KERNEL = "python3"
+KERNEL = "resnet-repro"  # the kernel spec the chapters run in, bound to this interpreter (ensure_kernel)
 INJECTED_TAG = "injected-parameters"  # papermill's tag on the cell it adds
 ERROR_MARKER_TAG = "papermill-error-cell-tag"  # papermill's tag on the "An Exception was encountered" cells
 HIDE_TAG = "remove-cell"  # myst-nb leaves cells with this tag out of the page
 
 
+def bound_here(argv0: str) -> bool:
+    """Whether a kernel spec's interpreter is this one: the same file in the same environment's bin/."""
+    return os.path.isabs(argv0) and Path(argv0).parent == Path(sys.executable).parent and Path(argv0).exists()
+
+
 def ensure_kernel(name: str = KERNEL) -> None:
-    """Register this interpreter as kernel `name` when no such kernelspec exists (papermill needs one)."""
+    """Install kernel `name` into this interpreter's environment unless it is there and bound to it.
+
+    Raises SystemExit when a kernel of that name elsewhere (a user-wide one) shadows it."""
     try:
         spec = KernelSpecManager().get_kernel_spec(name)
     except NoSuchKernel:
-        print(f"registering kernel {name!r} for {sys.executable}")
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", name], check=True)
-        return
-    if Path(spec.argv[0]).name.startswith("python") and Path(spec.argv[0]) != Path(sys.executable):
-        print(f"note: kernel {name!r} runs {spec.argv[0]}, not {sys.executable}")
+        spec = None
+    if spec is None or not bound_here(spec.argv[0]):
+        print(f"installing kernel {name!r} for {sys.executable} into {sys.prefix}")
+        command = [sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", name]
+        command += ["--display-name", f"Python ({name})"]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        spec = KernelSpecManager().get_kernel_spec(name)
+    if not bound_here(spec.argv[0]):
+        raise SystemExit(
+            f"kernel {name!r} in {spec.resource_dir} runs {spec.argv[0]}, not this interpreter "
+            f"{sys.executable}, and is found before the one in {sys.prefix}: remove it "
+            f"(jupyter kernelspec remove {name})"
+        )
 
 
 def warm_matplotlib() -> None:
@@ -117,6 +141,25 @@ def execute(
     return ""
 
 
+def check(notebooks: list[Path], parameters: dict) -> str:
+    """One line saying what is wrong and what is allowed, or "" when every chapter takes these parameters.
+
+    The names each chapter declares come from its parameters cell (papermill.inspect_notebook); the
+    values, with each chapter's defaults for those not given, go through the chapters' own check.
+    """
+    from resnet_repro.parameters import ParameterError, check_names, check_parameters
+
+    try:
+        for notebook in notebooks:
+            declared = papermill.inspect_notebook(str(notebook))
+            check_names(parameters, declared)
+            values = {name: ast.literal_eval(info["default"]) for name, info in declared.items()}
+            check_parameters(**{**values, **parameters}, base=notebook.parent)
+    except ParameterError as error:
+        return str(error)
+    return ""
+
+
 def trains(notebook: Path) -> bool:
     """Whether a chapter trains at a training budget: its code calls resnet_repro's `reproduce(`."""
     nb = nbformat.read(notebook, as_version=4)
@@ -144,7 +187,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--budget", choices=BUDGETS, default="results", help="papermill parameter `budget`")
+    parser.add_argument("--budget", default="results", help="papermill parameter `budget` (default: results)")
     parser.add_argument(
         "--device", default="auto", help='papermill parameter `device`: "auto", "cpu", "cuda"'
     )
@@ -153,6 +196,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--results-dir", default=None, help="papermill parameter `results_dir` (default: the notebooks' own)"
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a papermill parameter, as papermill takes it (VALUE None means None); repeatable",
     )
     parser.add_argument(
         "--root", type=Path, default=REPO_ROOT, help="book root holding _toc.yml (default: repo)"
@@ -187,9 +239,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cleared {notebook}")
         return 0
 
-    parameters = {"budget": args.budget, "device": args.device, "data": absolute(args.data)}
+    parameters = {"budget": args.budget, "device": args.device, "data": args.data}
     if args.results_dir is not None:
-        parameters["results_dir"] = absolute(args.results_dir)
+        parameters["results_dir"] = args.results_dir
+    parameters.update({name: None if value == "None" else value for name, value in args.parameter})
+    for name in ("data", "results_dir"):
+        if name in parameters:
+            parameters[name] = absolute(parameters[name])
+    problem = check(notebooks, parameters)
+    if problem:
+        print(f"run_notebooks.py: {problem}", file=sys.stderr)
+        return 2
     if args.log_output:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     ensure_kernel()

@@ -2,10 +2,11 @@
 # Vendors the JavaScript the static book loads, so its pages work without a CDN (offline CI, strict
 # CSP): RequireJS and the ipywidgets html-manager (myst-nb loads them from cdnjs/jsdelivr by default)
 # for the depth explorer's slider, and MathJax (Sphinx loads it from jsdelivr) for the equations.
-# _config.yml points `nb_ipywidgets_js` and `mathjax_path` at these copies; the committed
-# _ext/static/widgets-setup.js (loaded between RequireJS and the widgets) makes them work together.
+# _config.yml points `nb_ipywidgets_js` and `mathjax_path` at these copies (ci/build_book.sh copies DEST to
+# book/_widgets of the book's copy it builds from); the committed _ext/static/widgets-setup.js (loaded
+# between RequireJS and the widgets) makes them work together.
 #
-# Usage: bash ci/vendor_js.sh [DEST]   (default: book/_widgets, git-ignored)
+# Usage: bash ci/vendor_js.sh [DEST]   (default: _build/vendored-js, git-ignored)
 # Fetches pinned npm packages with `npm pack`, checks each tarball's sha512 against the pins below
 # and copies what the pages load into DEST/jupyter-widgets/ and DEST/mathjax/.
 # A no-op when DEST already holds these versions.
@@ -14,7 +15,7 @@
 # .js file found there to every page, which would load the AMD and non-AMD bundles together.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dest="${1:-$repo/book/_widgets}"
+dest="${1:-$repo/_build/vendored-js}"
 
 # name@version and the registry's sha512 integrity of its tarball
 html_manager="@jupyter-widgets/html-manager@1.0.6"  # the version myst-nb 1.x loads, for ipywidgets 8

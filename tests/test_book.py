@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CI = REPO_ROOT / "ci"
 sys.path.insert(0, str(CI))
 from book_toc import toc_docnames, toc_notebooks  # noqa: E402
-from run_notebooks import phases, trains  # noqa: E402
+from run_notebooks import KERNEL, ensure_kernel, phases, trains  # noqa: E402
+from stage_book import stage  # noqa: E402
 
 PARAMETERS = {"budget": '"results"', "device": '"auto"', "data": "None", "results_dir": '"../data/results"'}
 HIDDEN_INPUT = {
@@ -43,17 +45,21 @@ def run(*command: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def copy_book(destination: Path) -> Path:
-    """The book's sources (and vendored JS, when present) without build output or executed state."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(REPO_ROOT / name, destination / name)
-    shutil.copytree(REPO_ROOT / "_ext", destination / "_ext", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(
-        REPO_ROOT / "book",
-        destination / "book",
-        ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"),
-    )
+    """The book's sources, as committed, with the checkout's .gitignore (what ci/build_book.sh copies)."""
+    stage(REPO_ROOT, destination)
+    shutil.copy(REPO_ROOT / ".gitignore", destination / ".gitignore")
     return destination
+
+
+def git(folder: Path, *arguments: str) -> str:
+    """Output of a git command in `folder` (its identity set here, so a commit works on any machine)."""
+    command = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *arguments]
+    return subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True).stdout
+
+
+def check_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """The chapter's cell that calls resnet_repro.parameters.check_parameters, if any."""
+    return next((cell for cell in nb.cells if "check_parameters(" in cell.source), None)
 
 
 def error_outputs(notebook: Path) -> list[str]:
@@ -91,6 +97,16 @@ def test_chapter_opens_with_its_title_then_the_hidden_parameters_cell(docname):
     assert HIDDEN_INPUT & set(parameters.metadata.tags), "the parameters cell is hidden in the book"
 
 
+@pytest.mark.parametrize("docname", toc_docnames())
+def test_chapter_checks_its_parameters_before_it_uses_the_package(docname):
+    # the first code cell that imports resnet_repro is the check; only the Colab install cell comes before
+    nb = nbformat.read(REPO_ROOT / f"{docname}.ipynb", as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code" and "parameters" not in cell.metadata.tags]
+    first = next(cell for cell in code if "resnet_repro" in cell.source)
+    assert first is check_cell(nb) and "check_parameters(budget, device, data, results_dir)" in first.source
+    assert all("google.colab" in cell.source for cell in code[: code.index(first)])
+
+
 @pytest.mark.parametrize(
     "docname", [name for name in toc_docnames() if not trains(REPO_ROOT / f"{name}.ipynb")]
 )
@@ -100,7 +116,11 @@ def test_chapters_that_train_nothing_do_not_depend_on_the_budget(docname):
     notebook = REPO_ROOT / f"{docname}.ipynb"
     nb = nbformat.read(notebook, as_version=4)
     code = [
-        c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code"
+        and "parameters" not in c.metadata.get("tags", [])
+        and c is not check_cell(nb)
     ]
     names = {node.id for source in code for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
     assert "budget" not in names
@@ -183,10 +203,62 @@ def test_at_a_training_budget_the_training_chapters_run_first_one_at_a_time(tmp_
 
 def test_runner_fails_and_names_the_error(tmp_path):
     (notebook,) = tiny_book(tmp_path, "raise ValueError('chapter broke')")
-    result = run(sys.executable, "ci/run_notebooks.py", "--root", str(tmp_path))
+    result = run(
+        sys.executable, "ci/run_notebooks.py", "--root", str(tmp_path), "--results-dir", str(tmp_path)
+    )
     assert result.returncode == 1
     assert "book/c1.ipynb" in result.stdout and "ValueError: chapter broke" in result.stdout
     assert error_outputs(notebook)  # the error stays in the notebook for the reader of the CI log
+
+
+def test_runner_runs_the_chapters_in_the_projects_kernel_bound_to_this_interpreter(tmp_path):
+    (notebook,) = tiny_book(tmp_path, "import sys; print(sys.executable)")
+    result = run(
+        sys.executable, "ci/run_notebooks.py", "--root", str(tmp_path), "--results-dir", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    nb = nbformat.read(notebook, as_version=4)  # its metadata still names `python3`, as committed
+    assert nb.cells[-1].outputs[0]["text"].strip() == sys.executable  # not whatever `python3` is
+
+
+# The three cases of issue 15: each refused before anything runs, in one line that says what is allowed
+BAD_PARAMETERS = {
+    ("budjet", "smoke"): "unknown parameter 'budjet' (did you mean 'budget'?): the chapters take budget, "
+    "device, data, results_dir",
+    ("results_dir", "/nonexistent"): "results_dir '/nonexistent' does not exist (/nonexistent): budget "
+    "'results' only reads runs from it; pass an existing folder, or a budget that trains into it "
+    "(smoke, quick, full)",
+    ("budget", "fast"): "budget 'fast' is not allowed: use one of results, smoke, quick, full",
+}
+
+
+@pytest.mark.parametrize(("parameter", "message"), BAD_PARAMETERS.items(), ids=lambda p: "-".join(p)[:20])
+def test_runner_refuses_a_bad_parameter_before_executing_anything(tmp_path, parameter, message):
+    (notebook,) = tiny_book(tmp_path, "print('ran')")
+    result = run(sys.executable, "ci/run_notebooks.py", "--root", str(tmp_path), "-p", *parameter)
+    assert (result.returncode, result.stderr) == (2, f"run_notebooks.py: {message}\n"), result.stdout
+    assert not any(cell.get("outputs") for cell in nbformat.read(notebook, as_version=4).cells)
+
+
+@pytest.mark.parametrize(("parameter", "message"), BAD_PARAMETERS.items(), ids=lambda p: "-".join(p)[:20])
+def test_a_chapter_run_by_papermill_refuses_a_bad_parameter_in_its_first_cells(tmp_path, parameter, message):
+    # papermill itself only warns about `budjet` and passes any value on: the chapter's check stops it
+    ensure_kernel()
+    chapter = next(path for path in toc_notebooks() if not trains(path))
+    (tmp_path / "data" / "results").mkdir(parents=True)  # where its default results_dir points
+    copy = shutil.copy(chapter, (tmp_path / "book").mkdir() or tmp_path / "book" / chapter.name)
+    name, value = parameter
+    with pytest.raises(papermill.PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            copy, tmp_path / "out.ipynb", parameters={name: value}, kernel_name=KERNEL, cwd=copy.parent
+        )
+    error = raised.value
+    assert "check_parameters(" in error.source
+    assert (error.ename, error.evalue, error.traceback) == (
+        "ParameterError",
+        message,
+        [f"ParameterError: {message}"],  # one line, no traceback
+    )
 
 
 # ---- the real chapters, end to end ------------------------------------------------------------
@@ -200,7 +272,7 @@ def test_runner_fails_and_names_the_error(tmp_path):
 def smoke_book(tmp_path_factory, shared_archive) -> tuple[Path, Path, subprocess.CompletedProcess]:
     """(book copy, results folder, the runner's result) after the training chapters ran at budget smoke."""
     root = tmp_path_factory.mktemp("smoke")
-    book, results = copy_book(root / "book_copy"), root / "results"
+    book, results = copy_book(root / "training_copy"), root / "results"
     training = [notebook.stem for notebook in toc_notebooks(book) if trains(notebook)]
     result = run(
         sys.executable,
@@ -233,14 +305,22 @@ def test_training_chapters_execute_at_budget_smoke_and_train_every_run_they_show
 
 
 @pytest.mark.slow
-def test_book_builds_at_budget_results_and_every_page_works_in_a_browser(request, tmp_path):
+def test_book_builds_at_budget_results_leaves_its_sources_clean_and_every_page_works_in_a_browser(
+    request, tmp_path
+):
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).is_file():
         pytest.skip(f"no Chromium at {chromium} (apt-get install -y chromium, or set CHROMIUM)")
     try:  # the smoke runs when the shared archive is here; else whatever data/results holds
-        book, results, _ = request.getfixturevalue("smoke_book")
+        _, results, _ = request.getfixturevalue("smoke_book")
     except pytest.skip.Exception:
-        book, results = copy_book(tmp_path / "book_copy"), REPO_ROOT / "data" / "results"
+        results = REPO_ROOT / "data" / "results"
+    # the book as a fresh clone has it: committed, with the project's .gitignore
+    book = copy_book(tmp_path / "book_copy")
+    git(book, "init", "-q")
+    git(book, "add", "-A")
+    git(book, "commit", "-q", "-m", "the book as committed")
+    checkout_before = git(REPO_ROOT, "status", "--porcelain", "--untracked-files=all")
     built = run(
         "bash",
         "ci/build_book.sh",
@@ -248,8 +328,14 @@ def test_book_builds_at_budget_results_and_every_page_works_in_a_browser(request
         env={"BOOK_ROOT": str(book), "RESULTS_DIR": str(results), "JOBS": "2"},
     )
     assert built.returncode == 0, built.stdout[-6000:] + built.stderr[-4000:]
+    # the main command leaves the book as committed (executed chapters, vendored JavaScript: under _build/)
+    assert git(book, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(REPO_ROOT, "status", "--porcelain", "--untracked-files=all") == checkout_before
+    # the pages' Colab and Binder buttons open the committed chapters, not the executed copies
+    html = (book / "_build" / "html" / "book" / "02_degradation.html").read_text(encoding="utf-8")
+    launch = re.findall(r'href="(https://(?:colab|mybinder)[^"]*)"', html)
+    assert len(launch) == 2 and all(url.endswith("/book/02_degradation.ipynb") for url in launch), launch
     if list(results.rglob("run.json")):  # the figures drawn from runs reached the page
-        html = (book / "_build" / "html" / "book" / "02_degradation.html").read_text(encoding="utf-8")
         assert html.count("<img") >= 2, "Figures 1 and 6 are missing from the degradation chapter"
 
     checked = run(
