@@ -6,10 +6,12 @@
 #
 # DATA    CIFAR-10: a folder tree or .tar.gz (e.g. a copy of ../shared/data/cifar10-jpeg.tar.gz), or
 #         "official" for torchvision's download
-# OUT     folder for what to keep (at most 8 files): machine.txt, benchmark.txt, the benchmark's
-#         <date>Z-<device>.json (commit it under data/benchmarks/), summary.txt, results.tar.gz
-#         (finished run folders, as under data/results/), logs.tar.gz (with preflight.json), and
-#         checkpoints.tar.part-* (unfinished runs and the compile cache, for the next session: RESUME)
+# OUT     folder for what to keep (at most 8 files of 16 MiB, 64 MiB in all, come back from a device
+#         session): machine.txt, summary.txt, the benchmark's <date>Z-<device>.json (commit it under
+#         data/benchmarks/), logs.tar.gz (benchmark.txt, preflight.json, the sweeps' logs), then
+#         results.tar.part-* (run folders finished in this session, as under data/results/: `cat`
+#         the parts into `tar x`) and checkpoints.tar.part-* (unfinished runs and the compile cache,
+#         for the next session: RESUME) in the four parts of 15 MB left, finished runs first
 # BUDGET  quick (default) or full; smoke checks the script itself (with DEVICE=cpu, on any machine)
 #
 # In order, each step inside the time limit (finished runs are kept, unfinished ones checkpoint):
@@ -55,7 +57,7 @@ export PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export RESNET_REPRO_CACHE=${RESNET_REPRO_CACHE:-/tmp/resnet_repro_cache}
 # Each run is one process driving the GPU: it needs one CPU thread, and fewer compile workers than cores.
 export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-2}
-cd "$repo"
+cd "$repo" || exit 1
 
 {
   date -u +"started %Y-%m-%dT%H:%M:%SZ"
@@ -98,9 +100,12 @@ if command -v nvidia-smi >/dev/null; then # GPU load over the whole session, eve
 fi
 if [ -n "${RESUME:-}" ]; then # first: the last session's compile cache is among its checkpoints
   echo "== resuming from $RESUME"
-  [ -f "$RESUME/results.tar.gz" ] && tar xzf "$RESUME/results.tar.gz" -C "$results"
+  [ -f "$RESUME/results.tar.gz" ] && tar xzf "$RESUME/results.tar.gz" -C "$results" # before parts
+  compgen -G "$RESUME/results.tar.part-*" >/dev/null && cat "$RESUME"/results.tar.part-* | tar x -C "$results"
   compgen -G "$RESUME/checkpoints.tar.part-*" >/dev/null && cat "$RESUME"/checkpoints.tar.part-* | tar x -C "$results"
 fi
+# Runs finished before this point (resumed, or already in RESULTS) went back with an earlier session.
+touch "$results/logs/session-start"
 # torch.compile's caches, named by torch version and GPU: loaded by the preflight and the sweeps, saved
 # by the sweeps in one process, and packed with the checkpoints for the next session.
 cache=$("$python" -c "import sys; from resnet_repro.compile_cache import cache_file
@@ -144,13 +149,29 @@ echo "== packing"
 pandas.set_option('display.width', 250)
 runs = load_runs(sys.argv[1]).drop(columns=['path'])
 print(runs.to_string(index=False) if len(runs) else 'no finished runs')" "$results" | tee "$out/summary.txt"
-# Finished runs only, without checkpoints or logs: exactly what data/results/ holds.
-(cd "$results" && find . -name run.json -printf '%h\n' | sort | tar czf "$out/results.tar.gz" -T -)
+# What comes back is at most 8 files of 16 MiB: four small ones, then four parts of 15 MB shared by
+# the runs finished in this session (weights included: 13 quick runs are about 12 MB, five ResNet-110
+# at full 18 MB; never cut) and, in what is left, the unfinished runs' checkpoints and the compile
+# cache, smallest first.
+part=$((15 * 1024 * 1024)) parts_left=4
+[ -f "$out/benchmark.txt" ] && mv "$out/benchmark.txt" "$results/logs/" 2>/dev/null
 [ -d "$results/logs" ] && tar czf "$out/logs.tar.gz" -C "$results" logs
-# Unfinished runs' checkpoints and the compile cache, smallest first while they fit in two files of
-# 15 MB (the most a GPU session here sends back); the next session resumes them with RESUME=<this OUT>.
+# Runs finished in this session only, without checkpoints or logs: exactly what data/results/ holds.
+(cd "$results" && find . -name run.json -newer logs/session-start -printf '%h\n' | sort >/tmp/results.list)
+if [ -s /tmp/results.list ]; then
+  tar cf /tmp/results.tar -C "$results" -T /tmp/results.list
+  split -b "$part" /tmp/results.tar "$out/results.tar.part-"
+  parts_left=$((parts_left - $(compgen -G "$out/results.tar.part-*" | wc -l)))
+  room=$((parts_left * part))
+  [ "$parts_left" -lt 0 ] && echo "WARNING: finished runs need more than 4 parts; some will not come back" |
+    tee -a "$out/machine.txt"
+  rm -f /tmp/results.tar
+else
+  room=$((parts_left * part))
+fi
+# The next session resumes these with RESUME=<this OUT>.
 (cd "$results" && find . \( -name checkpoint.pt -o -path "./compile-cache/*.bin" \) -printf '%s %p\n' | sort -n |
-  awk '{ total += $1; if (total < 30 * 1024 * 1024) print $2 }' >/tmp/checkpoints.list)
+  awk -v room="$room" '{ total += $1 + 1024; if (total < room) print $2 }' >/tmp/checkpoints.list)
 [ -s /tmp/checkpoints.list ] && tar cf - -C "$results" -T /tmp/checkpoints.list |
-  split -b 15M - "$out/checkpoints.tar.part-"
+  split -b "$part" - "$out/checkpoints.tar.part-"
 date -u +"ended %Y-%m-%dT%H:%M:%SZ, $SECONDS s" | tee -a "$out/machine.txt"
