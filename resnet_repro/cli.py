@@ -387,7 +387,7 @@ def _summary(folder) -> str:
 
 
 def _costs(args: argparse.Namespace) -> int:
-    from .claims import CIFAR_NETS, cifar_costs, imagenet_costs  # the tables of the book's cost chapter
+    from .cost_tables import CIFAR_NETS, cifar_costs, imagenet_costs  # the tables of the book's cost chapter
 
     tables = {
         "cifar": (

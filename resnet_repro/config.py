@@ -9,6 +9,7 @@ speed options), which can change between a run and its resumption.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 
 from .models import SHORTCUT_OPTIONS, parse_arch
@@ -64,6 +65,18 @@ def resolve_budget(
     # Runs of another length must not share a folder with the budget's standard runs.
     label = name if length == standard[name] else f"{name}-{length}it"
     return Budget(name, label, length, SMOKE_SUBSET if name == "smoke" else None)
+
+
+BUDGET_LABEL = re.compile(r"^(?P<name>[a-z]+)(?:-(?P<iterations>\d+)it)?$")  # resolve_budget's labels
+
+
+def parse_budget_label(label: str) -> tuple[str, int | None] | None:
+    """A budget label back as (name, iterations): "smoke-120it" -> ("smoke", 120), "quick" -> ("quick",
+    None); None for a label resolve_budget does not write."""
+    match = BUDGET_LABEL.match(label or "")
+    if match is None:
+        return None
+    return match["name"], int(match["iterations"]) if match["iterations"] else None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Each ``figure*`` function takes the rows it draws and returns a matplotlib Figure, so tests can count
 lines and read labels. The ``show_*`` helpers are what the notebooks call: they pick the runs
-(``claims.select_runs``), draw, and say which budget and data are shown, or that no run exists yet.
+(``figures.select_runs``), draw, and say which budget and data are shown, or that no run exists yet.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from matplotlib.patches import Circle, FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from . import claims
+from . import figures, notes
 from .flops import count_params
 from .models.blocks import BasicBlock, ProjectionShortcut, ZeroPadShortcut
 
@@ -79,7 +79,7 @@ def glue(name: str, value, display: bool = False) -> None:
 
 def run_label(arch: str, shortcut: str, budget: str, mixed: bool) -> str:
     """The paper's name of a net, with its budget when the nets drawn together differ in budget."""
-    return claims.label(arch, shortcut) + (f" ({budget})" if mixed else "")
+    return figures.label(arch, shortcut) + (f" ({budget})" if mixed else "")
 
 
 def mean_curves(histories: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -368,52 +368,52 @@ def shortcut_options_figure(in_channels: int = 16, out_channels: int = 32, size:
 def stamp(fig: Figure, selections) -> Figure:
     """Write under the figure which budget, data and device its runs come from, so the image says it
     wherever it ends up (one line per distinct provenance)."""
-    lines = dict.fromkeys(claims.short_provenance(s) for s in selections if not s.empty)
+    lines = dict.fromkeys(notes.short_provenance(s) for s in selections if not s.empty)
     width = round(STAMP_CHARS_PER_INCH * fig.get_figwidth())  # wrapped to the figure's width
     text = "\n".join(textwrap.fill(line, width) for line in lines)
     fig.text(0.5, 0, text, ha="center", va="top", fontsize=STAMP_FONT_SIZE, color="0.35")
     return fig
 
 
-def show_figure1(runs: pd.DataFrame, histories: pd.DataFrame) -> claims.Selection:
+def show_figure1(runs: pd.DataFrame, histories: pd.DataFrame) -> figures.Selection:
     """Draw Figure 1 when its runs exist (the captioned cell shows only the figure; see figure_notes)."""
-    selection = claims.select_figure(runs, "fig1")
+    selection = figures.select_figure(runs, "fig1")
     if not selection.empty:
-        show(stamp(figure1(claims.rows_of(histories, selection)), [selection]))
+        show(stamp(figure1(figures.rows_of(histories, selection)), [selection]))
     return selection
 
 
 FIGURE6_PANELS = {"fig6_plain": "plain nets", "fig6_resnet": "ResNets", "fig6_1202": "ResNet-110 vs 1202"}
 
 
-def _has_1202(selection: claims.Selection) -> bool:
+def _has_1202(selection: figures.Selection) -> bool:
     return any(arch == "resnet1202" for arch, _ in selection.present)
 
 
-def show_figure6(runs: pd.DataFrame, histories: pd.DataFrame) -> dict[str, claims.Selection]:
+def show_figure6(runs: pd.DataFrame, histories: pd.DataFrame) -> dict[str, figures.Selection]:
     """Draw Figure 6's panels that have runs (the right one only when ResNet-1202 was trained)."""
-    selections = {figure: claims.select_figure(runs, figure) for figure in FIGURE6_PANELS}
+    selections = {figure: figures.select_figure(runs, figure) for figure in FIGURE6_PANELS}
     shown = {
         figure: selection
         for figure, selection in selections.items()
         if not selection.empty and (figure != "fig6_1202" or _has_1202(selection))
     }
     if shown:
-        panels = {FIGURE6_PANELS[f]: claims.rows_of(histories, s) for f, s in shown.items()}
+        panels = {FIGURE6_PANELS[f]: figures.rows_of(histories, s) for f, s in shown.items()}
         show(stamp(curves_figure(panels), shown.values()))
     return selections
 
 
-def show_figure7(runs: pd.DataFrame, layer_std: pd.DataFrame) -> claims.Selection:
+def show_figure7(runs: pd.DataFrame, layer_std: pd.DataFrame) -> figures.Selection:
     """Draw Figure 7 when the runs have layer responses."""
-    selection = claims.select_figure(runs, "fig7")
-    rows = claims.rows_of(layer_std, selection)
+    selection = figures.select_figure(runs, "fig7")
+    rows = figures.rows_of(layer_std, selection)
     if not rows.empty:
         show(stamp(figure7(rows), [selection]))
     return selection
 
 
-def figure_notes(selections: dict[str, claims.Selection]) -> str:
+def figure_notes(selections: dict[str, figures.Selection]) -> str:
     """Markdown under a figure: which budget, data and device it shows (once when every panel shares them),
     and per panel what is missing, with the command that trains it."""
     panels = {
@@ -424,13 +424,13 @@ def figure_notes(selections: dict[str, claims.Selection]) -> str:
     }
 
     def prefix(figure: str) -> str:
-        return f"*{claims.sentence_case(FIGURE6_PANELS[figure])}:* " if figure in FIGURE6_PANELS else ""
+        return f"*{figures.sentence_case(FIGURE6_PANELS[figure])}:* " if figure in FIGURE6_PANELS else ""
 
-    shown = {claims.shown_note(s) for s in panels.values() if not s.empty}
+    shown = {notes.shown_note(s) for s in panels.values() if not s.empty}
     if len(panels) > 1 and len(shown) == 1 and not any(s.empty for s in panels.values()):
-        gaps = [prefix(f) + claims.gaps_note(s, f) for f, s in panels.items() if claims.gaps_note(s, f)]
+        gaps = [prefix(f) + notes.gaps_note(s, f) for f, s in panels.items() if notes.gaps_note(s, f)]
         return "\n\n".join([shown.pop(), *gaps])
-    return "\n\n".join(prefix(f) + claims.provenance_note(s, f) for f, s in panels.items())
+    return "\n\n".join(prefix(f) + notes.provenance_note(s, f) for f, s in panels.items())
 
 
 def markdown_table(table: pd.DataFrame, formats: dict | None = None) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from test_claims import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
 
-from resnet_repro import claims, plots
+from resnet_repro import figures, plots
 from resnet_repro.models.blocks import BasicBlock
 
 
@@ -134,7 +134,7 @@ def test_show_figure1_without_runs_draws_nothing_and_its_note_gives_the_command(
     selection = plots.show_figure1(EMPTY_RUNS, toy_histories(toy_runs(run_row("plain20"))))
     assert selection.empty and shown == []
     note = plots.figure_notes({"fig1": selection})
-    assert "No run yet" in note and claims.reproduce_command("fig1") in note
+    assert "No run yet" in note and figures.reproduce_command("fig1") in note
 
 
 def test_show_figure6_draws_the_panels_that_have_runs_and_notes_each(monkeypatch):
