@@ -22,7 +22,7 @@ import torch
 from IPython.display import HTML, Image, Markdown
 from ipywidgets.widgets.widget_link import Link
 
-from . import figures, notes, plots
+from . import book, figures, notes, plots
 from .flops import CIFAR_INPUT, count_macs, count_params
 from .models import cifar_plain, cifar_resnet
 
@@ -123,7 +123,8 @@ def nearest_trained(runs: pd.DataFrame, family: str, depth: int) -> figures.Sele
 
 def figure_png(fig) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    with plots.book_style():  # rendered in the style it was drawn in
+        fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
 
@@ -266,7 +267,7 @@ def training_panel(
             try:
                 print(f"training {arch} for {iterations.value} iterations on a small subset ...")
                 rows = train_briefly(arch, iterations.value, data, device, results_dir)
-                plots.show(plots.curves_figure({f"{figures.label(arch, 'A')}, just trained": rows}))
+                book.show(plots.curves_figure({f"{figures.label(arch, 'A')}, just trained": rows}))
             finally:
                 button.disabled = False
 

@@ -21,7 +21,7 @@ from IPython.display import Image, Markdown
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import claims, figures, lesion, notes, plots, signals
+from . import book, claims, figures, lesion, notes, plots, signals
 from .explorer import figure_png
 from .flops import count_macs
 from .models import build_cifar
@@ -46,6 +46,7 @@ def chosen_iterations(iterations, count: int = ITERATION_LINES) -> list[int]:
     return sorted(dict.fromkeys([recorded[0], recorded[1], middle, last]))
 
 
+@plots.book_style()
 def gradient_figure(grad_norms: pd.DataFrame, layer_std: pd.DataFrame, nets) -> Figure:
     """One column per net: the gradient norm of each 3x3 layer's response at a few iterations (top, log
     scale; lighter = earlier) and the trained net's response std per layer, Figure 7's data (bottom)."""
@@ -96,7 +97,7 @@ def show_gradients(
     rows = figures.rows_of(grad_norms, selection)
     if not rows.empty:
         fig = gradient_figure(rows, figures.rows_of(layer_std, selection), selection.nets)
-        plots.show(plots.stamp(fig, [selection]))
+        book.show(plots.stamp(fig, [selection]))
     return selection
 
 
@@ -136,6 +137,7 @@ def _stage_starts(depth: int) -> list[int]:
     return [n + 1, 2 * n + 1]  # the first blocks of stages 2 and 3: they halve the map, double the filters
 
 
+@plots.book_style()
 def lesion_figure(pairs: dict[int, dict[str, signals.LesionEffect]]) -> Figure:
     """Test error with one block removed against the block's position, one panel per depth. Dashed: the
     intact nets; dotted lines: the shape-changing blocks, where a plain net has no point."""
@@ -169,7 +171,7 @@ def show_lesions(runs: pd.DataFrame, lesions: pd.DataFrame) -> figures.Selection
     selection = figures.select_figure(runs, "lesion")
     pairs = lesion_pairs(signals.lesion_effects(lesions, selection))
     if pairs:
-        plots.show(plots.stamp(lesion_figure(pairs), [selection]))
+        book.show(plots.stamp(lesion_figure(pairs), [selection]))
     return selection
 
 
@@ -282,6 +284,7 @@ def class_errors(lesions: pd.DataFrame, arch: str, shortcut: str) -> pd.DataFram
     return rows.groupby(["block", "name", "changes_shape"], as_index=False)[["test_error", *classes]].mean()
 
 
+@plots.book_style()
 def class_figure(depth: int, block: int, tables: dict[str, pd.DataFrame]) -> Figure:
     """Each class's test error with block `block` removed (colour) against the intact net (grey), one panel
     per net; a panel says so where the block cannot be removed."""
