@@ -1,6 +1,5 @@
 """Loading CIFAR-10: the real shared archive, the tensor cache, and every bad-data case on toy trees."""
 
-import tarfile
 import time
 import warnings
 from pathlib import Path
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets
+from fakes import make_tar, make_tree, toy_pixels
 from PIL import Image
 
 import resnet_repro.data as data_module
@@ -25,37 +25,8 @@ from resnet_repro.data import (
 )
 
 # ---------------------------------------------------------------------------------------------------------
-# Toy trees (generated here; never images from CIFAR-10)
+# Toy trees (fakes.make_tree: generated, never images from CIFAR-10)
 # ---------------------------------------------------------------------------------------------------------
-
-TOY_COUNTS = {"train": 3, "test": 2}  # images per class
-
-
-def toy_pixels(split: str, label: int, index: int) -> np.ndarray:
-    """A distinct 32x32 RGB image: channel c holds a value unique to (split, label, index, c)."""
-    base = (0 if split == "train" else 100) + 10 * label + 3 * index
-    pixels = np.empty((32, 32, 3), dtype=np.uint8)
-    pixels[:] = [base, base + 1, base + 2]
-    pixels[0, 0] = [255, 0, 7]  # one odd pixel so a transposed or flipped decode would show
-    return pixels
-
-
-def make_tree(root: Path, suffix: str = ".png", counts: dict | None = None) -> Path:
-    counts = counts or TOY_COUNTS
-    for split, per_class in counts.items():
-        for label, name in enumerate(CIFAR10_CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for index in range(per_class):
-                Image.fromarray(toy_pixels(split, label, index)).save(folder / f"{index:04d}{suffix}")
-    return root
-
-
-def make_tar(tree: Path, archive: Path, wrapper: str | None = None) -> Path:
-    with tarfile.open(archive, "w:gz") as tar:
-        for split in ("train", "test"):
-            tar.add(tree / split, arcname=f"{wrapper}/{split}" if wrapper else split)
-    return archive
 
 
 def load_toy(source: Path, cache_dir: Path, **kwargs) -> CifarData:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakes import TINY, fake_cifar, make_tar, make_tree
 from PIL import Image
-from test_data import make_tar, make_tree  # small fake image-folder trees
 
 import resnet_repro.data as data_module
 from resnet_repro import trainer
@@ -38,21 +38,6 @@ from resnet_repro.trainer import (
     resolve_speed,
     train,
 )
-
-TINY = RunConfig(arch="resnet8", budget="smoke", iterations=12, eval_points=3, device="cpu")
-
-
-def fake_cifar(seed: int = 0, n_train: int = 1000, n_test: int = 500) -> CifarData:
-    """Random pixels and balanced labels in CIFAR-10's shapes (toy data, for unit tests only)."""
-    g = torch.Generator().manual_seed(seed)
-    return CifarData(
-        torch.randint(0, 256, (n_train, 3, 32, 32), dtype=torch.uint8, generator=g),
-        torch.arange(n_train) % 10,
-        torch.randint(0, 256, (n_test, 3, 32, 32), dtype=torch.uint8, generator=g),
-        torch.arange(n_test) % 10,
-        [f"class{i}" for i in range(10)],
-        {"name": "fake", "sha256": f"{seed:064d}", "source": "memory", "lossy": False},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +359,7 @@ TINY_ARGS += ["--device", "cpu", "--no-progress"]
 SLOW_CLI = """
 import sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from test_trainer import fake_cifar
+from fakes import fake_cifar
 from resnet_repro import cli, trainer
 pause = float(sys.argv[3])
 prepare, step = trainer.prepare_data, trainer.TrainingLoop.step
