@@ -75,6 +75,16 @@ def test_layer_std_has_every_response_layer_in_order(reference):
     assert all(float(r[2]) > 0 for r in rows)
 
 
+def checkout_commit() -> str:
+    """The commit a run here must record: $RESNET_REPRO_COMMIT where set, else this checkout's HEAD."""
+    from resnet_repro.results import COMMIT_ENV
+
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
+    head = ["git", "-C", str(Path(__file__).resolve().parents[1]), "rev-parse", "HEAD"]
+    return subprocess.run(head, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_run_json_records_result_config_and_provenance(reference):
     record = read_run_record(reference)
     history_end = read(reference, HISTORY_FILE).splitlines()[-1].split(",")
@@ -92,7 +102,8 @@ def test_run_json_records_result_config_and_provenance(reference):
     assert record["recipe"]["batch_size"] == 128 and record["recipe"]["milestones"] == [6, 9]
     provenance = record["provenance"]
     assert provenance["dataset"]["name"] == "fake" and provenance["seed"] == 0
-    assert provenance["torch"] == torch.__version__ and provenance["git_commit"]
+    assert provenance["torch"] == torch.__version__
+    assert provenance["git_commit"] == checkout_commit()  # not the fallback "unknown", truthy too
     assert set(record["speed"]) >= {"channels_last", "amp", "compile", "data_on_device"}
     assert record["wall_time_s"] > 0 and record["sessions"] == 1
     assert not (reference / CHECKPOINT_FILE).exists()  # deleted once the results are complete
