@@ -1,7 +1,7 @@
 """The book's computed statements (resnet_repro.claims) on small hand-made result frames.
 
-The frames have exactly the columns of resnet_repro.results' readers; their numbers are made up for
-the test and never leave it. test_plots.py and test_explorer.py build their frames with the helpers here.
+The frames (built with the helpers in fakes.py) have exactly the columns of resnet_repro.results' readers;
+their numbers are made up for the test and never leave it.
 """
 
 from __future__ import annotations
@@ -11,85 +11,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
 
 from resnet_repro import claims, cost_tables, figures, notes, provenance, tables
 from resnet_repro.config import RunConfig
-from resnet_repro.models import parse_arch
 from resnet_repro.paper import paper_value
 from resnet_repro.results import (
-    HISTORY_COLUMNS,
     LAYER_STD_COLUMNS,
-    RUN_COLUMNS,
     RUN_KEYS,
     load_histories,
     load_layer_std,
     load_runs,
 )
 
-ITERATIONS = {"smoke": 10, "quick": 8000, "full": 64000}
-
-
-def run_row(arch, shortcut="A", test=10.0, train=5.0, seed=0, budget="full", dataset="cifar10-official"):
-    family, depth = parse_arch(arch)
-    shortcut = figures.PLAIN if family == "plain" else shortcut
-    name = f"{arch}-{shortcut}-seed{seed}" if family == "resnet" else f"{arch}-seed{seed}"
-    return {
-        "experiment": budget,
-        "run": name,
-        "arch": arch,
-        "family": family,
-        "depth": depth,
-        "shortcut": shortcut,
-        "seed": seed,
-        "budget": budget,
-        "iterations": ITERATIONS.get(budget, 1000),
-        "dataset": dataset,
-        "device_name": "test device",
-        "final_test_error": test,
-        "final_train_error": train,
-        "params": 1000 * depth,
-        "wall_time_s": 60.0,
-        "path": f"/nonexistent/{budget}/{name}",
-    }
-
-
-def toy_runs(*rows: dict) -> pd.DataFrame:
-    return pd.DataFrame.from_records(list(rows), columns=RUN_COLUMNS)
-
-
-def toy_histories(runs: pd.DataFrame, points: int = 4) -> pd.DataFrame:
-    """Curves falling linearly from 90% to each run's final errors."""
-    frames = []
-    for run in runs.itertuples():
-        iterations = np.linspace(run.iterations / points, run.iterations, points).astype(int)
-        keys = {key: getattr(run, key) for key in RUN_KEYS}
-        frames.append(
-            pd.DataFrame(
-                {
-                    **keys,
-                    "iteration": iterations,
-                    "lr": 0.1,
-                    "train_loss": 1.0,
-                    "train_error": np.linspace(90, run.final_train_error, points),
-                    "test_error": np.linspace(90, run.final_test_error, points),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)[RUN_KEYS + HISTORY_COLUMNS]
-
-
-def toy_layer_std(runs: pd.DataFrame, level: dict[str, float]) -> pd.DataFrame:
-    """Each 3x3 layer of a net (depth - 1 of them) responds with std = level[arch] plus a small wiggle."""
-    frames = []
-    for run in runs.itertuples():
-        layers = np.arange(1, run.depth)
-        keys = {key: getattr(run, key) for key in RUN_KEYS}
-        std = level[run.arch] + 0.01 * np.sin(layers)
-        frames.append(pd.DataFrame({**keys, "layer": layers, "name": [f"l{i}" for i in layers], "std": std}))
-    return pd.concat(frames, ignore_index=True)[RUN_KEYS + LAYER_STD_COLUMNS]
-
-
-EMPTY_RUNS = toy_runs()
 EMPTY_LAYER_STD = pd.DataFrame(columns=RUN_KEYS + LAYER_STD_COLUMNS)
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from test_trainer import TINY, fake_cifar
+from fakes import TINY, fake_cifar
 
 from resnet_repro import fast_step, trainer
 from resnet_repro.config import RunConfig

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_trainer import fake_cifar
+from fakes import fake_cifar
 
 from resnet_repro import experiments, multirun
 from resnet_repro.config import RunConfig

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from test_claims import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
+from fakes import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
 
 from resnet_repro import book, figures, plots
 from resnet_repro.models.blocks import BasicBlock

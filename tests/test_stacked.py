@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from test_trainer import fake_cifar
+from fakes import fake_cifar
 
 from resnet_repro import trainer
 from resnet_repro.config import RunConfig

@@ -6,9 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import EMPTY_RUNS, resnet56_errors, run_row, toy_layer_std, toy_lesions, toy_runs
 from ipywidgets.widgets.widget_link import Link
-from test_claims import EMPTY_RUNS, run_row, toy_layer_std, toy_runs
-from test_lesion import resnet56_errors, toy_lesions
 
 from resnet_repro import claims, figures, notes, signals, why
 from resnet_repro.results import GRAD_NORM_COLUMNS, RUN_KEYS
