@@ -57,10 +57,10 @@ class Check:
     def as_row(self) -> dict:
         return {
             "claim": self.claim,
-            "paper's figure/table": self.source,
-            "paper's number": self.paper,
+            "source": self.source,
+            "paper": self.paper,
             "ours": self.ours,
-            "holds?": self.status,
+            "status": self.status,
             "runs": self.note,
         }
 
@@ -291,7 +291,7 @@ def status_for_page(status: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The status table as the introduction shows it, and a sentence for above it: when every claim judged
     from runs used the same ones (budget, data, device), they are named once there instead of in each row.
     Rows without a run keep the command that makes it."""
-    judged = ~status.runs.isin([COUNTED]) & (status["holds?"] != NO_RUN)
+    judged = ~status.runs.isin([COUNTED]) & (status.status != NO_RUN)
     sources = set(status.runs[judged])
     if len(sources) != 1:
         return status, ""

@@ -120,5 +120,5 @@ def shortcut_param_table(names=("ResNet-20", "ResNet-56", "ResNet-34")) -> pd.Da
         plain = costs_of([name.replace("ResNet", "plain")]).params.iloc[0]  # the same net without shortcuts
         for option in models.SHORTCUT_OPTIONS:
             params = costs_of([f"{name} {option}"]).params.iloc[0]
-            rows.append({"net": f"{name} {option}", "params": params, "added over plain": params - plain})
+            rows.append({"net": f"{name} {option}", "params": params, "added_over_plain": params - plain})
     return pd.DataFrame(rows)

@@ -370,10 +370,10 @@ def table6_figure(table: pd.DataFrame) -> Figure:
     """Test error against depth: the paper's Table 6 (markers) and ours (mean, bars = std over seeds)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     x = range(len(table))
-    ax.plot(x, table["paper error (%)"], "D", color="black", label="the paper's")
-    ours = table["our error (%)"]
+    ax.plot(x, table.paper_error, "D", color="black", label="the paper's")
+    ours = table.our_error
     if ours.notna().any():
-        ax.errorbar(x, ours, yerr=table["our std"].fillna(0), fmt="o-", color=sns.color_palette("crest")[3],
+        ax.errorbar(x, ours, yerr=table.our_std.fillna(0), fmt="o-", color=sns.color_palette("crest")[3],
                     capsize=4, label="ours (final error)")  # fmt: skip
     ax.set_xticks(list(x), table.net)
     ax.set_ylabel("test error (%)")

@@ -36,8 +36,8 @@ def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per run: the command, budget, hardware, wall and training time, dataset identity and commit (run.json).
 
     train time is the training loop (steps and test passes); wall time adds setup and the layer responses."""
-    columns = ["run", "command", "budget", "iterations", "device", "wall time (min)", "train time (min)"]
-    columns += ["dataset", "dataset sha256", "commit", "torch"]
+    columns = ["run", "command", "budget", "iterations", "device", "wall_time_min", "train_time_min"]
+    columns += ["dataset", "dataset_sha256", "commit", "torch"]
     rows = []
     for run in runs.sort_values(["budget", "family", "depth", "shortcut", "seed"]).itertuples():
         record = _record(run.path)
@@ -51,10 +51,10 @@ def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "budget": run.budget,
                 "iterations": run.iterations,
                 "device": run.device_name,
-                "wall time (min)": run.wall_time_s / 60,
-                "train time (min)": record.get("train_time_s", math.nan) / 60,
+                "wall_time_min": run.wall_time_s / 60,
+                "train_time_min": record.get("train_time_s", math.nan) / 60,
                 "dataset": run.dataset + (" (lossy)" if identity.get("lossy") else ""),
-                "dataset sha256": str(identity.get("sha256", ""))[:12],
+                "dataset_sha256": str(identity.get("sha256", ""))[:12],
                 "commit": commit + (" (uncommitted changes)" if provenance.get("git_dirty") else ""),
                 "torch": provenance.get("torch", ""),
             }

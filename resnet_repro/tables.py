@@ -23,12 +23,12 @@ def shortcut_table(runs: pd.DataFrame) -> pd.DataFrame:
         row = {"net": label(arch, shortcut, show_option=True)}
         if (arch, shortcut) in errors.index:
             r = errors.loc[(arch, shortcut)]
-            row |= {"test error (%)": mean_pm(r.test_mean, r.test_std), "seeds": r.seeds, "budget": r.budget}
+            row |= {"test_error": mean_pm(r.test_mean, r.test_std), "seeds": r.seeds, "budget": r.budget}
             row |= {"mean": r.test_mean, "std": r.test_std}
         else:
-            row |= {"test error (%)": NO_RUN, "seeds": 0, "budget": "", "mean": math.nan, "std": math.nan}
+            row |= {"test_error": NO_RUN, "seeds": 0, "budget": "", "mean": math.nan, "std": math.nan}
         rows.append(row)
-    return pd.DataFrame(rows, columns=["net", "test error (%)", "seeds", "budget", "mean", "std"])
+    return pd.DataFrame(rows, columns=["net", "test_error", "seeds", "budget", "mean", "std"])
 
 
 def shortcut_table_title(table: pd.DataFrame) -> str:
@@ -50,9 +50,7 @@ def paper_table3() -> pd.DataFrame:
     names = ["plain-34"] + [f"ResNet-34 {o}" for o in models.SHORTCUT_OPTIONS]
     rows = table[(table.source == "Table 3") & table.model.isin(names)]
     wide = rows.pivot(index="model", columns="metric", values="value").loc[names].rename_axis(columns=None)
-    return wide.rename(
-        columns={"top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)"}
-    ).reset_index()
+    return wide.reset_index()
 
 
 def table6(runs: pd.DataFrame) -> pd.DataFrame:
@@ -68,10 +66,10 @@ def table6(runs: pd.DataFrame) -> pd.DataFrame:
         values = paper[paper.model == name].set_index("metric").value
         row = {
             "net": name,
-            "paper params (M)": values["params"] / 1e6,
-            "our params (M)": counted[name] / 1e6,
-            "paper error (%)": values["test_error"],
-            "paper mean ± std": mean_pm(values["test_error_mean"], values["test_error_std"])
+            "paper_params_m": values["params"] / 1e6,
+            "our_params_m": counted[name] / 1e6,
+            "paper_error": values["test_error"],
+            "paper_mean_std": mean_pm(values["test_error_mean"], values["test_error_std"])
             if "test_error_mean" in values
             else "",
         }
@@ -79,13 +77,13 @@ def table6(runs: pd.DataFrame) -> pd.DataFrame:
             r = ours.loc[depth]
             row.update(
                 {
-                    "our error (%)": r.test_mean,
-                    "our std": r.test_std,
+                    "our_error": r.test_mean,
+                    "our_std": r.test_std,
                     "seeds": r.seeds,
-                    "our budget": r.budget,
+                    "our_budget": r.budget,
                 }
             )
         else:
-            row.update({"our error (%)": math.nan, "our std": math.nan, "seeds": 0, "our budget": ""})
+            row.update({"our_error": math.nan, "our_std": math.nan, "seeds": 0, "our_budget": ""})
         rows.append(row)
     return pd.DataFrame(rows)

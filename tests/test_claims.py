@@ -75,7 +75,7 @@ def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_
         run_row("resnet20", budget="full"), run_row("resnet20", **quick), run_row("resnet56", **quick)
     )
     assert figures.select_figure(runs, "table6").budgets == ("full", "quick")
-    table = tables.table6(runs).set_index("net")["our budget"]
+    table = tables.table6(runs).set_index("net").our_budget
     assert table["ResNet-20"] == "full" and table["ResNet-56"] == "quick" and table["ResNet-110"] == ""
     note = notes.provenance_note(figures.select_figure(runs, "table6"), "table6")
     assert (
@@ -134,7 +134,7 @@ def test_empty_results_folder_gives_empty_selections_and_no_run_verdicts(tmp_pat
     assert figures.rows_of(load_histories(tmp_path / "absent"), figures.select_figure(runs, "fig1")).empty
     status = claims.claims_status(runs, layer_std)
     trained = status[status.runs != "counted, no training"]
-    assert set(trained["holds?"]) == {claims.NO_RUN}
+    assert set(trained.status) == {claims.NO_RUN}
     assert all("python -m resnet_repro reproduce" in note for note in trained.runs)
     assert "No run yet" in notes.missing_note("fig1")
 
@@ -217,7 +217,7 @@ def test_resnet110_is_compared_with_the_papers_spread_only_at_the_full_budget():
 
 
 def test_the_shortcut_criterion_holds_on_the_papers_own_table3():
-    paper = tables.paper_table3().set_index("model")["top-1 error (%)"]
+    paper = tables.paper_table3().set_index("model").top1_error
     options = {o: paper[f"ResNet-34 {o}"] for o in "ABC"}
     assert claims.shortcut_gap_small(paper["plain-34"], options)
     assert not claims.shortcut_gap_small(10.0, {"A": 9.0, "B": 7.0, "C": 8.5})
@@ -245,9 +245,9 @@ def test_shortcut_table_reports_mean_and_spread_over_the_seeds_stored_and_every_
     assert list(table.index) == [f"ResNet-{d} {o}" for d in (20, 56) for o in "ABC"]
     three = table.loc["ResNet-20 B"]
     assert three.seeds == 3 and three.budget == "quick"
-    assert three["test error (%)"] == f"{np.mean([8, 9, 9.5]):.2f} ± {np.std([8, 9, 9.5], ddof=1):.2f}%"
-    assert table.loc["ResNet-56 C", "test error (%)"] == "7.25%"  # one seed: no spread
-    assert table.loc["ResNet-20 A", "test error (%)"] == claims.NO_RUN and table.loc["ResNet-20 A"].seeds == 0
+    assert three["test_error"] == f"{np.mean([8, 9, 9.5]):.2f} ± {np.std([8, 9, 9.5], ddof=1):.2f}%"
+    assert table.loc["ResNet-56 C", "test_error"] == "7.25%"  # one seed: no spread
+    assert table.loc["ResNet-20 A", "test_error"] == claims.NO_RUN and table.loc["ResNet-20 A"].seeds == 0
 
 
 def test_layer_responses_checked_pairwise():
@@ -264,16 +264,16 @@ def test_claims_status_has_one_row_per_claim_with_the_papers_numbers():
     status = claims.claims_status(EMPTY_RUNS, EMPTY_LAYER_STD)
     assert list(status.columns) == [
         "claim",
-        "paper's figure/table",
-        "paper's number",
+        "source",
+        "paper",
         "ours",
-        "holds?",
+        "status",
         "runs",
     ]
     assert len(status) == 8
-    assert f"{paper_value('test_error', 'ResNet-110'):.2f}%" in " ".join(status["paper's number"])
+    assert f"{paper_value('test_error', 'ResNet-110'):.2f}%" in " ".join(status.paper)
     counted = status[status.runs == "counted, no training"]
-    assert set(counted["holds?"]) == {claims.HOLDS}  # our counts agree with the paper's Figure 3 / 4.1
+    assert set(counted.status) == {claims.HOLDS}  # our counts agree with the paper's Figure 3 / 4.1
 
 
 # ---- tables and costs ----------------------------------------------------------------------------
@@ -282,10 +282,10 @@ def test_claims_status_has_one_row_per_claim_with_the_papers_numbers():
 def test_table6_puts_counted_parameters_and_our_errors_beside_the_papers():
     runs = toy_runs(run_row("resnet20", test=8.0), run_row("resnet20", test=9.0, seed=1))
     table = tables.table6(runs).set_index("net")
-    assert table.loc["ResNet-20", "paper error (%)"] == paper_value("test_error", "ResNet-20")
-    assert table.loc["ResNet-20", "our error (%)"] == 8.5 and table.loc["ResNet-20", "seeds"] == 2
-    assert table.loc["ResNet-56", "seeds"] == 0 and np.isnan(table.loc["ResNet-56", "our error (%)"])
-    assert table.loc["ResNet-110", "our params (M)"] == pytest.approx(
+    assert table.loc["ResNet-20", "paper_error"] == paper_value("test_error", "ResNet-20")
+    assert table.loc["ResNet-20", "our_error"] == 8.5 and table.loc["ResNet-20", "seeds"] == 2
+    assert table.loc["ResNet-56", "seeds"] == 0 and np.isnan(table.loc["ResNet-56", "our_error"])
+    assert table.loc["ResNet-110", "our_params_m"] == pytest.approx(
         paper_value("params", "ResNet-110") / 1e6, abs=0.05
     )
 
@@ -324,7 +324,7 @@ def test_ratios_and_the_five_times_check_on_a_toy_table():
 
 
 def test_shortcut_parameters_counted_per_option():
-    table = cost_tables.shortcut_param_table(["ResNet-20"]).set_index("net")["added over plain"]
+    table = cost_tables.shortcut_param_table(["ResNet-20"]).set_index("net").added_over_plain
     assert table["ResNet-20 A"] == 0 and 0 < table["ResNet-20 B"] < table["ResNet-20 C"]
 
 
@@ -360,9 +360,7 @@ def test_provenance_table_reads_each_runs_record(tmp_path):
     runs = toy_runs(run_row("plain20", dataset="cifar10-jpeg") | {"path": str(folder)})
     row = provenance.provenance_table(runs).iloc[0]
     assert row.command == "python -m resnet_repro train --arch plain20 --budget full --seed 0"
-    assert (
-        row.commit == "0123456789" and row.dataset == "cifar10-jpeg (lossy)" and row["wall time (min)"] == 1.0
-    )
+    assert row.commit == "0123456789" and row.dataset == "cifar10-jpeg (lossy)" and row.wall_time_min == 1.0
     deviations = " ".join(notes.recorded_deviations(runs))
     assert "lossy JPEG" in deviations and "bf16" in deviations and "torch.compile" in deviations
 
@@ -388,19 +386,19 @@ def quick_fig6(plain_train=(5.0, 6.0, 7.0, 8.0), resnet_test=(8.5, 7.5, 7.0, 6.8
 
 def verdicts(runs, layer_std=EMPTY_LAYER_STD) -> dict[str, str]:
     status = claims.claims_status(runs, layer_std)
-    return dict(zip(status["paper's figure/table"], status["holds?"], strict=True))
+    return dict(zip(status.source, status.status, strict=True))
 
 
 def test_status_on_quick_runs_holds_where_the_orderings_hold_and_says_no_run_yet_for_the_rest():
     runs = toy_runs(*quick_fig6())
-    status = claims.claims_status(runs, EMPTY_LAYER_STD).set_index("paper's figure/table")
-    assert status.loc["Figure 1", "holds?"] == claims.HOLDS
-    assert status.loc["Figure 6", "holds?"] == claims.HOLDS  # ResNet-56 below plain-56
-    assert status.loc["Figure 6, Table 6", "holds?"] == claims.HOLDS  # ResNet-110 below ResNet-20
-    assert status.loc["Table 6", "holds?"] == f"{claims.NOT_COMPARABLE} (budget quick)"
-    assert status.loc["Table 3", "holds?"] == claims.NO_RUN  # no B or C runs
+    status = claims.claims_status(runs, EMPTY_LAYER_STD).set_index("source")
+    assert status.loc["Figure 1", "status"] == claims.HOLDS
+    assert status.loc["Figure 6", "status"] == claims.HOLDS  # ResNet-56 below plain-56
+    assert status.loc["Figure 6, Table 6", "status"] == claims.HOLDS  # ResNet-110 below ResNet-20
+    assert status.loc["Table 6", "status"] == f"{claims.NOT_COMPARABLE} (budget quick)"
+    assert status.loc["Table 3", "status"] == claims.NO_RUN  # no B or C runs
     assert "reproduce shortcuts --budget quick" in status.loc["Table 3", "runs"]
-    assert status.loc["Figure 7", "holds?"] == claims.NO_RUN  # no layer responses
+    assert status.loc["Figure 7", "status"] == claims.NO_RUN  # no layer responses
     # every judged claim names its budget, data and device
     assert status.loc["Figure 1", "runs"] == "quick · cifar10-jpeg · test device"
 
@@ -429,7 +427,7 @@ def test_status_with_shortcut_seeds_and_layer_responses():
     found = verdicts(runs, toy_layer_std(runs[runs.arch.isin(levels)], levels))
     assert found["Table 3"] == claims.HOLDS and found["Figure 7"] == claims.HOLDS
     table = tables.shortcut_table(runs).set_index("net")
-    assert list(table.seeds) == [3, 3, 3, 3, 3, 3] and "±" in table.loc["ResNet-56 B", "test error (%)"]
+    assert list(table.seeds) == [3, 3, 3, 3, 3, 3] and "±" in table.loc["ResNet-56 B", "test_error"]
 
 
 def test_a_claim_never_compares_runs_of_different_budgets():
@@ -480,11 +478,11 @@ def test_the_page_names_shared_runs_once_above_the_status_table():
     status = claims.claims_status(toy_runs(*quick_fig6()), EMPTY_LAYER_STD)
     table, note = claims.status_for_page(status)
     assert note.endswith("(budget · data · device): quick · cifar10-jpeg · test device.")
-    by_source = table.set_index("paper's figure/table").runs
+    by_source = table.set_index("source").runs
     assert by_source["Figure 1"] == claims.SAME_RUNS and by_source["Section 4.1"] == claims.COUNTED
     assert by_source["Table 3"].startswith(
         "`python -m resnet_repro reproduce shortcuts"
     )  # no run: the command
     mixed = toy_runs(*quick_fig6(), run_row("resnet110", budget="full", dataset="cifar10-jpeg"))
     table, note = claims.status_for_page(claims.claims_status(mixed, EMPTY_LAYER_STD))
-    assert note == "" and table.set_index("paper's figure/table").runs["Table 6"].startswith("full ·")
+    assert note == "" and table.set_index("source").runs["Table 6"].startswith("full ·")

@@ -217,3 +217,16 @@ def test_figures_are_drawn_in_the_books_style_without_restyling_the_callers_matp
         fig.canvas.draw()
     assert any(line.get_visible() for line in fig.axes[0].yaxis.get_gridlines())  # seaborn's whitegrid
     plt.close(fig)
+
+
+def test_tables_keep_snake_case_keys_and_the_page_shows_the_readers_headers():
+    table = pd.DataFrame(
+        {"net": ["ResNet-20", "ResNet-56"], "our_error": [8.5, 7.0], "our_budget": ["q", "q"]}
+    )
+    text = book.markdown_table(table, {"our_error": "{:.1f}"})
+    assert (
+        text.splitlines()[0] == "| net | our error (%) | our budget |" and "| ResNet-20 | 8.5 | q |" in text
+    )
+    rest, sentence = book.shared_columns(table)
+    assert list(rest.columns) == ["net", "our_error"] and sentence == "Every run: our budget **q**."
+    assert list(book.for_display(table).columns) == ["net", "our error (%)", "our budget"]
