@@ -41,11 +41,8 @@ from torchvision import transforms
 from resnet_repro.config import COMPILE_MODES, SWITCH, RunConfig
 from resnet_repro.data import CifarData, load_cifar10
 from resnet_repro.results import git_commit, write_json
-from resnet_repro.schedule import BASE_LR, PAPER_ITERATIONS
+from resnet_repro.schedule import BASE_LR, BATCH_SIZE, MOMENTUM, PAPER_ITERATIONS, WEIGHT_DECAY
 from resnet_repro.trainer import (
-    BATCH_SIZE,
-    MOMENTUM,
-    WEIGHT_DECAY,
     TrainingLoop,
     cudnn_benchmark,
     device_name,

@@ -49,7 +49,8 @@ from torch import nn
 
 from .augment import crop_flip, draw_crops, normalize
 from .data import CifarData
-from .trainer import BATCH_SIZE, PAD, SpeedOptions, TrainingLoop
+from .schedule import BATCH_SIZE, PAD
+from .trainer import SpeedOptions, TrainingLoop
 
 GRAPH_WARMUP_STEPS = 3  # eager iterations before capture (PyTorch's docs use 3; they are real iterations)
 _CAPTURE_LOCK = threading.Lock()  # one capture at a time per process (runs in threads: multirun.py)

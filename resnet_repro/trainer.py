@@ -64,17 +64,21 @@ from .results import (
     write_json,
 )
 from .runlock import run_lock
-from .schedule import WARMUP_UNTIL_TRAIN_ERROR, eval_iterations, learning_rate
+from .schedule import (
+    BATCH_SIZE,
+    MOMENTUM,
+    PAD,
+    WARMUP_UNTIL_TRAIN_ERROR,
+    WEIGHT_DECAY,
+    eval_iterations,
+    learning_rate,
+)
 from .weights import build_model, save_weights
 
 # ---------------------------------------------------------------------------------------------------------
-# The recipe (section 4.2)
+# How the recipe (section 4.2, `schedule.py`) is run
 # ---------------------------------------------------------------------------------------------------------
 
-BATCH_SIZE = 128
-MOMENTUM = 0.9
-WEIGHT_DECAY = 1e-4
-PAD = 4  # pixels of zero padding before the random crop (zero = the mean pixel: images are normalized first)
 WARMUP_CHECK_EVERY = 10  # iterations: warm-up ends when these mini-batches' error is below 80%
 AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation stream is seeded apart from the data order
 COMPILE_MIN_ITERATIONS = 2000  # below this, compiling (tens of seconds) costs more than it saves

@@ -48,10 +48,8 @@ from ..results import (
     write_csv,
     write_json,
 )
-from ..schedule import BASE_LR, LR_DIVISOR, Schedule, learning_rate
+from ..schedule import BASE_LR, LR_DIVISOR, MOMENTUM, WEIGHT_DECAY, Schedule, learning_rate
 from ..trainer import (
-    MOMENTUM,
-    WEIGHT_DECAY,
     Clock,
     GracefulInterrupt,
     Tally,
