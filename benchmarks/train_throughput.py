@@ -41,15 +41,9 @@ from torchvision import transforms
 from resnet_repro.config import COMPILE_MODES, SWITCH, RunConfig
 from resnet_repro.data import CifarData, load_cifar10
 from resnet_repro.results import git_commit, write_json
+from resnet_repro.runtime import cudnn_benchmark, device_name, resolve_device
 from resnet_repro.schedule import BASE_LR, BATCH_SIZE, MOMENTUM, PAPER_ITERATIONS, WEIGHT_DECAY
-from resnet_repro.trainer import (
-    TrainingLoop,
-    cudnn_benchmark,
-    device_name,
-    loop_class,
-    resolve_device,
-    resolve_speed,
-)
+from resnet_repro.trainer import TrainingLoop, loop_class, resolve_speed
 from resnet_repro.weights import build_model
 
 

@@ -39,7 +39,8 @@ import torch
 from .config import RunConfig
 from .data import CifarData
 from .results import GRAD_NORM_FILE, HISTORY_FILE, git_commit, run_folder, write_json
-from .trainer import TrainingLoop, cudnn_benchmark, device_name, loop_class, resolve_device, resolve_speed
+from .runtime import cudnn_benchmark, device_name, resolve_device
+from .trainer import TrainingLoop, loop_class, resolve_speed
 from .weights import build_model
 
 PATHS = ("compile-cache", "graph", "graph-compile", "multirun")

@@ -30,14 +30,8 @@ from resnet_repro.flops import count_params
 from resnet_repro.models import build_cifar, response_layers
 from resnet_repro.results import CHECKPOINT_FILE, HISTORY_FILE, LAYER_STD_FILE, RUN_FILE, read_run_record
 from resnet_repro.runlock import LOCK_FILE, RunLockedError, run_lock
-from resnet_repro.trainer import (
-    GracefulInterrupt,
-    SpeedOptions,
-    TrainingLoop,
-    resolve_device,
-    resolve_speed,
-    train,
-)
+from resnet_repro.runtime import GracefulInterrupt, resolve_device
+from resnet_repro.trainer import SpeedOptions, TrainingLoop, resolve_speed, train
 
 TINY = RunConfig(arch="resnet8", budget="smoke", iterations=12, eval_points=3, device="cpu")
 

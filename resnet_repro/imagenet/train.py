@@ -48,15 +48,8 @@ from ..results import (
     write_csv,
     write_json,
 )
+from ..runtime import Clock, GracefulInterrupt, Tally, check_same_run, cudnn_benchmark, device_name
 from ..schedule import BASE_LR, LR_DIVISOR, MOMENTUM, WEIGHT_DECAY, Schedule, learning_rate
-from ..trainer import (
-    Clock,
-    GracefulInterrupt,
-    Tally,
-    check_same_run,
-    cudnn_benchmark,
-    device_name,
-)
 from .config import ImageNetConfig
 from .data import (
     PCA_STD,
