@@ -21,7 +21,7 @@ SMOKE_SUBSET = (1000, 500)  # class-balanced (train, test) images for smoke runs
 DEFAULT_EVAL_POINTS = 50  # points on each curve
 SMOKE_EVAL_POINTS = 2  # every test pass costs a second or two on a CPU
 DEVICES = ("auto", "cpu", "cuda")
-SWITCH = ("auto", "on", "off")  # a speed option: "auto" = on where it helps (see trainer.resolve_speed)
+SWITCH = ("auto", "on", "off")  # a speed option: "auto" = on where it helps (see training_loop.resolve_speed)
 COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune")
 PLAIN_SHORTCUT = "-"  # plain nets have no shortcuts; this is how results spell it
 SPEED_FIELDS = (

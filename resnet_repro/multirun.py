@@ -35,7 +35,8 @@ import torch
 from .config import RunConfig
 from .data import CifarData
 from .runtime import GracefulInterrupt, cudnn_benchmark, resolve_device
-from .trainer import resolve_speed, train
+from .trainer import train
+from .training_loop import resolve_speed
 
 POLL_S = 0.2
 

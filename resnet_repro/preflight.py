@@ -40,7 +40,8 @@ from .config import RunConfig
 from .data import CifarData
 from .results import GRAD_NORM_FILE, HISTORY_FILE, git_commit, run_folder, write_json
 from .runtime import cudnn_benchmark, device_name, resolve_device
-from .trainer import TrainingLoop, loop_class, resolve_speed
+from .trainer import loop_class
+from .training_loop import TrainingLoop, resolve_speed
 from .weights import build_model
 
 PATHS = ("compile-cache", "graph", "graph-compile", "multirun")
