@@ -1,22 +1,26 @@
 """What both trainers (CIFAR-10's `trainer.py`, ImageNet's `imagenet/train.py`) need around the training
 step: the device and its name, the cuDNN autotuner switch, loss and error sums kept on the device, Ctrl-C
-and SIGTERM turned into a checkpoint, the clock of a run's sessions, and the check that a checkpoint or a
-finished run is the run asked for.
+and SIGTERM turned into a checkpoint, the clock of a run's sessions, checkpoints that only resume the run
+they were written for, and the run record (run.json) with its provenance.
 
-Knows nothing of either dataset or config: a trainer passes in what it has.
+Knows nothing of either dataset or config: a trainer passes in what it has (a config here is anything
+with `arch`, `family`, `depth`, `shortcut`, `seed` and `to_dict()`, as both configs are).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import platform
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
-from .results import cpu_name
+from .results import atomic_write, cpu_name, damaged_file, git_commit
 
 # ---------------------------------------------------------------------------------------------------------
 # The device
@@ -168,3 +172,79 @@ def check_same_run(path: Path, what: str, old: dict, new: dict) -> None:
         raise ValueError(
             f"{path}: {what} of a different run ({'; '.join(differences)}); pass --force to replace it"
         )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write atomically: a crash while writing leaves the previous checkpoint whole."""
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: Path, checkpoint_format: int, keys: set[str], identity: dict) -> dict | None:
+    """The checkpoint at `path`, or None if there is none.
+
+    Refused with one line naming the file if it is damaged, lacks one of `keys` (besides "format" and
+    "identity"), is of another format, or of another run (`identity`: the config's result identity). The
+    trainer checks the data it was written for.
+    """
+    if not path.is_file():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickles: the one line below says enough
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        missing = {"format", "identity", *keys} - set(checkpoint)
+    except Exception as err:  # empty, truncated, garbage; torch's own text may advise weights_only=False
+        reason = "empty file" if path.stat().st_size == 0 else f"truncated or damaged: {type(err).__name__}"
+        raise ValueError(damaged_file(path, reason)) from None
+    if missing:
+        raise ValueError(damaged_file(path, f"no {', '.join(sorted(missing))}"))
+    if checkpoint.get("format") != checkpoint_format:
+        raise ValueError(
+            f"{path}: checkpoint format {checkpoint.get('format')} (expected {checkpoint_format})"
+        )
+    check_same_run(path, "checkpoint", checkpoint["identity"], identity)
+    return checkpoint
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The run record (run.json)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def run_record(config, name: str, provenance: dict, **results) -> dict:
+    """run.json: which run (the fields both configs share), then `results` in the order given, then the
+    provenance (see `run_provenance`)."""
+    return {
+        "run": name,
+        "arch": config.arch,
+        "family": config.family,
+        "depth": config.depth,
+        "shortcut": config.shortcut,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        **results,
+        "provenance": provenance,
+    }
+
+
+def run_provenance(device: torch.device, dataset: dict, seed: int, **launch) -> dict:
+    """What a run was computed with: the code's commit, the software, the device, the data and the seed,
+    and when it finished. launch: what only one trainer knows (ImageNet: its processes)."""
+    commit, dirty = git_commit()
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device.type,
+        "device_name": device_name(device),
+        **launch,
+        "dataset": dataset,
+        "seed": seed,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -14,12 +14,9 @@ call resumes from it, and on the CPU the resumed run is bit-for-bit the uninterr
 
 from __future__ import annotations
 
-import datetime
-import platform
 import sys
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,9 +38,7 @@ from .results import (
     LAYER_STD_FILE,
     RUN_FILE,
     WEIGHTS_FILE,
-    atomic_write,
     damaged_file,
-    git_commit,
     is_finished,
     read_history,
     read_run_record,
@@ -53,8 +48,19 @@ from .results import (
     write_json,
 )
 from .runlock import run_lock
-from .runtime import Clock, GracefulInterrupt, check_same_run, cudnn_benchmark, device_name, resolve_device
-from .runtime import cpu_has_native_bf16 as cpu_has_native_bf16  # lesion.py imports it from here still
+from .runtime import (
+    Clock,
+    GracefulInterrupt,
+    check_same_run,
+    cudnn_benchmark,
+    load_checkpoint,
+    resolve_device,
+    run_provenance,
+    run_record,
+    save_checkpoint,
+)
+from .runtime import cpu_has_native_bf16 as cpu_has_native_bf16  # lesion.py imports these from here still
+from .runtime import device_name as device_name
 from .schedule import (
     BATCH_SIZE,
     MOMENTUM,
@@ -305,28 +311,15 @@ def _save_checkpoint(path: Path, config: RunConfig, data: CifarData, loop: Train
         "loop": loop.state_dict(),
         "state": asdict(state),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    save_checkpoint(path, payload)
 
 
 def _load_checkpoint(folder: Path, config: RunConfig, data: CifarData, device: torch.device) -> dict | None:
     path = folder / CHECKPOINT_FILE
-    if not path.is_file():
+    keys = {"dataset", "data_device", "loop", "state"}
+    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, keys, config.result_identity())
+    if checkpoint is None:
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on odd pickles: the one line below says enough
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        missing = {"format", "identity", "dataset", "data_device", "loop", "state"} - set(checkpoint)
-    except Exception as err:  # empty, truncated, garbage; torch's own text may advise weights_only=False
-        reason = "empty file" if path.stat().st_size == 0 else f"truncated or damaged: {type(err).__name__}"
-        raise ValueError(damaged_file(path, reason)) from None
-    if missing:
-        raise ValueError(damaged_file(path, f"no {', '.join(sorted(missing))}"))
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path}: checkpoint format {checkpoint.get('format')} (expected {CHECKPOINT_FORMAT})"
-        )
-    check_same_run(path, "checkpoint", checkpoint["identity"], config.result_identity())
     if checkpoint["dataset"] != dataset_key(data.identity):
         raise ValueError(
             f"{path}: checkpoint of a run on other data ({checkpoint['dataset']['sha256']}); "
@@ -390,17 +383,13 @@ def _write_results(
     save_weights(folder / WEIGHTS_FILE, loop.model)
     plan, schedule = config.plan(), config.schedule()
     last = state.history[-1]
-    commit, dirty = git_commit()
-    record = {
-        "run": run_name(config),
-        "arch": config.arch,
-        "family": config.family,
-        "depth": config.depth,
-        "shortcut": config.shortcut,
-        "seed": config.seed,
-        "config": config.to_dict(),
-        "budget": {**asdict(plan), "eval_points": config.eval_points},
-        "recipe": {
+    provenance = run_provenance(loop.device, data.identity, config.seed)
+    record = run_record(
+        config,
+        run_name(config),
+        provenance,
+        budget={**asdict(plan), "eval_points": config.eval_points},
+        recipe={
             "batch_size": BATCH_SIZE,
             "momentum": MOMENTUM,
             "weight_decay": WEIGHT_DECAY,
@@ -413,28 +402,17 @@ def _write_results(
             "preprocessing": "per-pixel mean subtraction",
             "augmentation": f"zero-pad {PAD}, random 32x32 crop, random horizontal flip",
         },
-        "final_test_error": last["test_error"],  # at the end of training, never the best seen
-        "final_train_error": last["train_error"],  # augmented mini-batches since the previous eval point
-        "final_train_loss": last["train_loss"],
-        "params": count_params(loop.model),
-        "macs": count_macs(loop.model),
-        "wall_time_s": state.wall_time_s,
-        "train_time_s": state.train_time_s,
-        "eval_time_s": state.eval_time_s,
-        "sessions": state.sessions,
-        "speed": asdict(loop.speed),
-        "checkpoint": "deleted when the run finished",
-        "weights": f"{WEIGHTS_FILE}: conv and linear weights in fp16, batch norm in fp32 (weights.py)",
-        "provenance": {
-            "git_commit": commit,
-            "git_dirty": dirty,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": loop.device.type,
-            "device_name": device_name(loop.device),
-            "dataset": data.identity,
-            "seed": config.seed,
-            "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        },
-    }
+        final_test_error=last["test_error"],  # at the end of training, never the best seen
+        final_train_error=last["train_error"],  # augmented mini-batches since the previous eval point
+        final_train_loss=last["train_loss"],
+        params=count_params(loop.model),
+        macs=count_macs(loop.model),
+        wall_time_s=state.wall_time_s,
+        train_time_s=state.train_time_s,
+        eval_time_s=state.eval_time_s,
+        sessions=state.sessions,
+        speed=asdict(loop.speed),
+        checkpoint="deleted when the run finished",
+        weights=f"{WEIGHTS_FILE}: conv and linear weights in fp16, batch norm in fp32 (weights.py)",
+    )
     write_json(folder / RUN_FILE, record)
