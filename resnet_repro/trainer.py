@@ -130,6 +130,18 @@ class RunState:
     grad_norms: list[dict] = field(default_factory=list)  # rows of grad_norm.csv
 
 
+@dataclass
+class Session:
+    """One train() call of a run: its folder, what it trains on, the loop and the run's bookkeeping."""
+
+    folder: Path
+    config: RunConfig
+    data: CifarData
+    loop: TrainingLoop
+    state: RunState
+    clock: Clock  # started when train() was called
+
+
 # ---------------------------------------------------------------------------------------------------------
 # train(): the public entry point
 # ---------------------------------------------------------------------------------------------------------
@@ -182,12 +194,13 @@ def _train_holding_lock(folder, config, progress, force, data, stop_after) -> Pa
                 state = RunState(**checkpoint["state"])
                 print(f"{folder}: resuming from iteration {loop.iteration:,} of {config.plan().iterations:,}")
         state.sessions += 1
-        _run(loop, config, state, folder, data, clock, progress, stop_after)
+        _run(Session(folder, config, data, loop, state, clock), progress, stop_after)
     return folder
 
 
-def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None:
-    """Step through the schedule from wherever `loop` is: warm-up, eval points, checkpoints, Ctrl-C."""
+def _run(session: Session, progress: bool, stop_after: int | None) -> None:
+    """Step through the schedule from wherever the loop is: warm-up, eval points, checkpoints, Ctrl-C."""
+    config, folder, loop, state = session.config, session.folder, session.loop, session.state
     schedule = config.schedule()
     points = set(eval_iterations(schedule.iterations, config.eval_points))
     checkpoint_path = folder / CHECKPOINT_FILE
@@ -199,11 +212,11 @@ def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None
 
     def save() -> None:
         nonlocal last_save, saved_at
-        clock.book(state)
-        _save_checkpoint(checkpoint_path, config, data, loop, state)
+        session.clock.book(state)
+        _save_checkpoint(session)
         last_save, saved_at = time.monotonic(), loop.iteration
 
-    clock.start_loop()
+    session.clock.start_loop()
     if not state.grad_norms:
         _record_gradient_norms(loop, state)  # at initialisation
     try:
@@ -243,8 +256,8 @@ def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None
         raise
     bar.set_postfix(_postfix(state.history[-1]))
     bar.close()
-    clock.book(state)
-    _write_results(folder, config, data, loop, state, stds)
+    session.clock.book(state)
+    _write_results(session, stds)
     checkpoint_path.unlink(missing_ok=True)  # the results are complete: the checkpoint is not kept
 
 
@@ -302,16 +315,16 @@ def _postfix(row: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _save_checkpoint(path: Path, config: RunConfig, data: CifarData, loop: TrainingLoop, state: RunState):
+def _save_checkpoint(session: Session) -> None:
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "identity": config.result_identity(),
-        "dataset": dataset_key(data.identity),
-        "data_device": loop.data_device.type,  # generator states only load on the same kind of device
-        "loop": loop.state_dict(),
-        "state": asdict(state),
+        "identity": session.config.result_identity(),
+        "dataset": dataset_key(session.data.identity),
+        "data_device": session.loop.data_device.type,  # generator states only load on the same kind of device
+        "loop": session.loop.state_dict(),
+        "state": asdict(session.state),
     }
-    save_checkpoint(path, payload)
+    save_checkpoint(session.folder / CHECKPOINT_FILE, payload)
 
 
 def _load_checkpoint(folder: Path, config: RunConfig, data: CifarData, device: torch.device) -> dict | None:
@@ -372,18 +385,17 @@ def _check_finished_run(folder: Path, config: RunConfig, data: CifarData | None)
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _write_results(
-    folder: Path, config: RunConfig, data: CifarData, loop: TrainingLoop, state: RunState, stds
-):
+def _write_results(session: Session, stds: list[dict]) -> None:
     """The curves, layer responses, gradient norms and weights, then run.json last: its presence marks the
     run as finished."""
+    folder, config, loop, state = session.folder, session.config, session.loop, session.state
     write_csv(folder / HISTORY_FILE, HISTORY_COLUMNS, state.history)
     write_csv(folder / LAYER_STD_FILE, LAYER_STD_COLUMNS, stds)
     write_csv(folder / GRAD_NORM_FILE, GRAD_NORM_COLUMNS, state.grad_norms)
     save_weights(folder / WEIGHTS_FILE, loop.model)
     plan, schedule = config.plan(), config.schedule()
     last = state.history[-1]
-    provenance = run_provenance(loop.device, data.identity, config.seed)
+    provenance = run_provenance(loop.device, session.data.identity, config.seed)
     record = run_record(
         config,
         run_name(config),
