@@ -16,9 +16,7 @@ processes, and a resumed run on the CPU is bit-for-bit the uninterrupted one.
 from __future__ import annotations
 
 import hashlib
-import signal
 import sys
-import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -176,22 +174,6 @@ class RunState:
     train_time_s: float = 0.0  # training and validation, over all sessions
     wall_time_s: float = 0.0  # the whole call, including listing the data and the mean, over all sessions
     sessions: list[dict] = field(default_factory=list)  # per launch: processes, device
-
-
-class StopRequest(GracefulInterrupt):
-    """Ctrl-C, and SIGTERM too (what torchrun and cluster schedulers send before killing a job)."""
-
-    def __enter__(self):
-        super().__enter__()
-        self._previous_term = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous_term = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        super().__exit__(*exc)
-        if self._previous_term is not None:
-            signal.signal(signal.SIGTERM, self._previous_term)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -364,7 +346,7 @@ class Run:
             last_save = time.monotonic()
 
         clock.start_loop()
-        with StopRequest() as stop:
+        with GracefulInterrupt() as stop:  # Ctrl-C, and SIGTERM: what torchrun and schedulers send
             while state.epoch < self.config.epochs:
                 self.set_epoch_lr()
                 self.sampler.start(state.epoch, skip=state.step * self.per_process)
