@@ -10,6 +10,17 @@ import argparse
 import os
 import sys
 
+from .cli_types import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    OneLineErrorParser,
+    cifar_arch,
+    fraction,
+    positive_float,
+    positive_int,
+    seed_number,
+    shard_spec,
+)
 from .config import (
     BUDGETS,
     COMPILE_MODES,
@@ -22,7 +33,6 @@ from .config import (
 from .experiments import DESCRIPTIONS, EXPERIMENTS
 from .runlock import RunLockedError
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 ARCH_METAVAR = "{plain,resnet}{20,32,44,56,110,1202}"
 
 TRAIN_EPILOG = """\
@@ -54,76 +64,6 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (what is wrong and what is allowed), not usage + error."""
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _arch(value: str) -> str:
-    from .models import parse_arch
-
-    try:
-        parse_arch(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return value
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
-SEED_LIMIT = 2**63  # seeds must fit torch's generators (63 bits, and never negative)
-
-
-def _seed(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if not 0 <= number < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**63-1, got {value!r}")
-    return number
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 < number <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], e.g. 0.125, got {value!r}")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
-
-
-def _shard(value: str) -> str:
-    from .devices import parse_shard
-
-    try:
-        parse_shard(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return value
-
-
 def _run_options() -> argparse.ArgumentParser:
     """Options that train and reproduce share."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -142,7 +82,7 @@ def _run_options() -> argparse.ArgumentParser:
         help="train N iterations instead (learning rate drops at 50%% and 75%%)",
     )
     run.add_argument(
-        "--quick-factor", type=_fraction, default=1 / 8, metavar="F", help="length of quick relative to full"
+        "--quick-factor", type=fraction, default=1 / 8, metavar="F", help="length of quick relative to full"
     )
     run.add_argument(
         "--data",
@@ -201,13 +141,15 @@ def _run_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog="python -m resnet_repro",
         description="Reproduce He et al. (2015), Deep Residual Learning, on CIFAR-10: train the paper's "
         "networks with its recipe, run its experiments, count their costs.",
         epilog="Run `python -m resnet_repro COMMAND --help` for a command's options and examples.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=OneLineErrorParser, required=True
+    )
     run_options = _run_options()
     formatter = argparse.RawDescriptionHelpFormatter
 
@@ -220,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     train.add_argument(
-        "--arch", type=_arch, required=True, metavar=ARCH_METAVAR, help="e.g. resnet56, plain20"
+        "--arch", type=cifar_arch, required=True, metavar=ARCH_METAVAR, help="e.g. resnet56, plain20"
     )
     train.add_argument(
         "--shortcut",
@@ -228,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ResNets only: A identity/zero-pad (default), B, C projections",
     )
     train.add_argument(
-        "--seed", type=_seed, default=0, help="initial weights, data order, augmentation (default 0)"
+        "--seed", type=seed_number, default=0, help="initial weights, data order, augmentation (default 0)"
     )
 
     reproduce = commands.add_parser(
@@ -262,13 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument(
         "--shard",
-        type=_shard,
+        type=shard_spec,
         metavar="K/N",
         help="train only the K-th of N disjoint slices of the runs (one per node); merge run folders after",
     )
     sweep.add_argument(
         "--minutes",
-        type=_positive_float,
+        type=positive_float,
         metavar="M",
         help="stop after M minutes: running runs save a checkpoint (the same command resumes them) and runs "
         "that finished runs of the same network show cannot finish in time are not started",
@@ -295,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     costs.add_argument("--only", choices=("cifar", "imagenet"), help="one of the two tables")
-    from .imagenet.cli import add_imagenet_parser  # here: it builds on this module's argument types
+    from .imagenet.cli import add_imagenet_parser
     from .preflight import add_parser as add_preflight_parser
 
     add_imagenet_parser(commands)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import positive_int
+from ..cli_types import increasing_epochs, positive_int, worker_count
 from ..config import SWITCH
 from .config import ARCHS, MILESTONE_EPOCHS, MILESTONES, PLATEAU_EPOCHS, PLATEAU_PATIENCE, SCHEDULES
 
@@ -32,20 +32,6 @@ plateau = lr / 10 when the validation error stops improving (the paper; {PLATEAU
 {MILESTONE_EPOCHS}). Results go to <out>/imagenet/<run>/ (history.csv, run.json, model.pt); rerunning
 the same command resumes an interrupted run, on any number of GPUs.
 """
-
-
-def _epochs(value: str) -> tuple[int, ...]:
-    try:
-        epochs = tuple(int(part) for part in value.split(","))
-    except ValueError:
-        epochs = ()
-    if not epochs or any(e < 1 for e in epochs) or list(epochs) != sorted(set(epochs)):
-        raise argparse.ArgumentTypeError(f"expected increasing epochs like 30,60, got {value!r}")
-    return epochs
-
-
-def _workers(value: str) -> int:
-    return 0 if value == "0" else positive_int(value)
 
 
 def add_imagenet_parser(commands) -> argparse.ArgumentParser:
@@ -81,7 +67,7 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
     )
     recipe.add_argument(
         "--milestones",
-        type=_epochs,
+        type=increasing_epochs,
         default=MILESTONES,
         metavar="E1,E2",
         help=f"milestones schedule: epochs where lr / 10 (default {','.join(map(str, MILESTONES))})",
@@ -117,7 +103,7 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
     run = parser.add_argument_group("running (none changes the result)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto = CUDA if any")
     run.add_argument(
-        "--workers", type=_workers, default=8, help="data-loading processes per GPU process (default 8)"
+        "--workers", type=worker_count, default=8, help="data-loading processes per GPU process (default 8)"
     )
     run.add_argument("--amp", choices=SWITCH, default="auto", help="bf16 autocast (auto: on CUDA)")
     run.add_argument("--channels-last", choices=SWITCH, default="auto", help="NHWC layout (auto: on CUDA)")
