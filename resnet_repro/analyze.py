@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from .cli_types import OneLineErrorParser
+from .config import DEVICES
 
 ANALYZE_EPILOG = """\
 analyses:
@@ -54,9 +55,7 @@ def add_analyze_parser(commands) -> None:
         metavar="PATH",
         help="the runs' dataset, if no longer where they recorded it (checked against its sha256)",
     )
-    lesion.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto = CUDA if available"
-    )
+    lesion.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA if available")
     lesion.add_argument(
         "--amp",
         choices=("auto", "on", "off"),

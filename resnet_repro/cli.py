@@ -7,8 +7,10 @@ Mistakes in the arguments or the data end in one line on stderr and exit status 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from fractions import Fraction
 
 from .cli_types import (
     EXIT_INTERRUPTED,
@@ -23,17 +25,31 @@ from .cli_types import (
 )
 from .config import (
     BUDGETS,
-    COMPILE_MODES,
     DEFAULT_EVAL_POINTS,
     DEVICES,
     SMOKE_EVAL_POINTS,
+    SMOKE_ITERATIONS,
+    SMOKE_SUBSET,
+    SPEED_CHOICES,
     SPEED_FIELDS,
-    SWITCH,
+    RunConfig,
+    resolve_budget,
 )
 from .experiments import DESCRIPTIONS, EXPERIMENTS
+from .models import SHORTCUT_OPTIONS
 from .runlock import RunLockedError
 
 ARCH_METAVAR = "{plain,resnet}{20,32,44,56,110,1202}"
+RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+SPEED_HELP = {
+    "channels_last": "NHWC memory layout",
+    "amp": "bf16 autocast (auto: on CUDA and on CPUs with bf16 instructions)",
+    "compile": "torch.compile mode (auto: on CUDA for long runs)",
+    "data_on_device": "dataset and augmentation on GPU",
+    "fused_optimizer": "fused SGD (auto: on CUDA)",
+    "cudnn_benchmark": "cuDNN autotuning (auto: CUDA)",
+    "cuda_graph": "replay the whole training step as one CUDA graph (auto: on CUDA where it works)",
+}
 
 TRAIN_EPILOG = """\
 examples:
@@ -68,12 +84,16 @@ def _run_options() -> argparse.ArgumentParser:
     """Options that train and reproduce share."""
     parent = argparse.ArgumentParser(add_help=False)
     run = parent.add_argument_group("run")
+    smoke_train, smoke_test = SMOKE_SUBSET
+    quick, full = (resolve_budget(name).iterations // 1000 for name in ("quick", "full"))
     run.add_argument(
         "--budget",
         choices=BUDGETS,
-        default="quick",
-        help="how long to train: smoke = 10 iterations on 1000/500 images (seconds, checks the plumbing); "
-        "quick = the paper's iteration counts x 1/8 (8k iterations); full = the paper's 64k (default: quick)",
+        default=RUN_DEFAULTS["budget"],
+        help=f"how long to train: smoke = {SMOKE_ITERATIONS} iterations on {smoke_train}/{smoke_test} images "
+        "(seconds, checks the plumbing); quick = the paper's iteration counts x "
+        f"{Fraction(RUN_DEFAULTS['quick_factor'])} ({quick}k iterations); full = the paper's {full}k "
+        f"(default: {RUN_DEFAULTS['budget']})",
     )
     run.add_argument(
         "--iterations",
@@ -82,7 +102,11 @@ def _run_options() -> argparse.ArgumentParser:
         help="train N iterations instead (learning rate drops at 50%% and 75%%)",
     )
     run.add_argument(
-        "--quick-factor", type=fraction, default=1 / 8, metavar="F", help="length of quick relative to full"
+        "--quick-factor",
+        type=fraction,
+        default=RUN_DEFAULTS["quick_factor"],
+        metavar="F",
+        help="length of quick relative to full",
     )
     run.add_argument(
         "--data",
@@ -91,13 +115,15 @@ def _run_options() -> argparse.ArgumentParser:
         "e.g. ../shared/data/cifar10-jpeg.tar.gz (default: download the official files)",
     )
     run.add_argument("--out", metavar="DIR", help="results folder (default: data/results in the repository)")
-    run.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA if available (default)")
+    run.add_argument(
+        "--device", choices=DEVICES, default=RUN_DEFAULTS["device"], help="auto = CUDA if available (default)"
+    )
     run.add_argument(
         "--val-split",
         type=positive_int,
         nargs="?",
         const=5000,
-        default=0,
+        default=RUN_DEFAULTS["val_split"],
         metavar="N",
         help="hold out N training images (default 5000, as the paper) and test on them instead",
     )
@@ -110,32 +136,14 @@ def _run_options() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="train again even if the run has finished")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     speed = parent.add_argument_group("speed (none changes the algorithm; auto = what helps on the device)")
-    speed.add_argument("--channels-last", choices=SWITCH, default="auto", help="NHWC memory layout")
-    speed.add_argument(
-        "--amp",
-        choices=SWITCH,
-        default="auto",
-        help="bf16 autocast (auto: on CUDA and on CPUs with bf16 instructions)",
-    )
-    speed.add_argument(
-        "--compile",
-        choices=COMPILE_MODES,
-        default="auto",
-        help="torch.compile mode (auto: on CUDA for long runs)",
-    )
-    speed.add_argument(
-        "--data-on-device", choices=SWITCH, default="auto", help="dataset and augmentation on GPU"
-    )
-    speed.add_argument("--fused-optimizer", choices=SWITCH, default="auto", help="fused SGD (auto: on CUDA)")
-    speed.add_argument(
-        "--cudnn-benchmark", choices=SWITCH, default="auto", help="cuDNN autotuning (auto: CUDA)"
-    )
-    speed.add_argument(
-        "--cuda-graph",
-        choices=SWITCH,
-        default="off",
-        help="replay the whole training step as one CUDA graph (auto: on CUDA where it works) (default off)",
-    )
+    for name in SPEED_FIELDS:
+        default = RUN_DEFAULTS[name]
+        speed.add_argument(
+            f"--{name.replace('_', '-')}",
+            choices=SPEED_CHOICES[name],
+            default=default,
+            help=SPEED_HELP[name] + ("" if default == "auto" else f" (default {default})"),
+        )
     speed.add_argument("--no-speedups", action="store_true", help="turn every speed option off")
     return parent
 
@@ -166,11 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--shortcut",
-        choices=("A", "B", "C"),
+        choices=SHORTCUT_OPTIONS,
         help="ResNets only: A identity/zero-pad (default), B, C projections",
     )
     train.add_argument(
-        "--seed", type=seed_number, default=0, help="initial weights, data order, augmentation (default 0)"
+        "--seed",
+        type=seed_number,
+        default=RUN_DEFAULTS["seed"],
+        help=f"initial weights, data order, augmentation (default {RUN_DEFAULTS['seed']})",
     )
 
     reproduce = commands.add_parser(
@@ -259,11 +270,9 @@ def _config_fields(args: argparse.Namespace) -> dict:
     return fields
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .config import RunConfig
-    from .trainer import train
-
-    config = RunConfig(
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run a parsed `train` command line asks for."""
+    return RunConfig(
         arch=args.arch,
         shortcut=args.shortcut,
         budget=args.budget,
@@ -272,6 +281,12 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         **_config_fields(args),
     )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .trainer import train
+
+    config = config_from_args(args)
     folder = train(config, results_dir=args.out, progress=not args.no_progress, force=args.force)
     print(_summary(folder))
     return 0
