@@ -3,6 +3,9 @@
 
 A type turns one argument's text into its value or raises argparse.ArgumentTypeError with what is wrong
 and what is allowed; the parser prints that as one line and exits with status 2.
+
+Nothing of the package is imported at import time (a type that needs a parser imports it when called),
+so every command module can import this one.
 """
 
 from __future__ import annotations
@@ -19,67 +22,54 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def cifar_arch(value: str) -> str:
-    from .models import parse_arch
-
+def _accepted_by(parse, value: str) -> str:
+    """`value` itself, if `parse` takes it; else its ValueError's message as the argument's error."""
     try:
-        parse_arch(value)
+        parse(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return value
 
 
-def positive_int(value: str) -> int:
+def cifar_arch(value: str) -> str:
+    from .models import parse_arch
+
+    return _accepted_by(parse_arch, value)
+
+
+def _number(value: str, convert, in_range, expected: str):
     try:
-        number = int(value)
+        number = convert(value)
     except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+        number = None
+    if number is None or not in_range(number):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
     return number
+
+
+def positive_int(value: str) -> int:
+    return _number(value, int, lambda n: n >= 1, "a positive integer")
 
 
 SEED_LIMIT = 2**63  # seeds must fit torch's generators (63 bits, and never negative)
 
 
 def seed_number(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if not 0 <= number < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**63-1, got {value!r}")
-    return number
+    return _number(value, int, lambda n: 0 <= n < SEED_LIMIT, "an integer from 0 to 2**63-1")
 
 
 def fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 < number <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], e.g. 0.125, got {value!r}")
-    return number
+    return _number(value, float, lambda x: 0 < x <= 1, "a number in (0, 1], e.g. 0.125")
 
 
 def positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
+    return _number(value, float, lambda x: x > 0, "a positive number")
 
 
 def shard_spec(value: str) -> str:
     from .devices import parse_shard
 
-    try:
-        parse_shard(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return value
+    return _accepted_by(parse_shard, value)
 
 
 def increasing_epochs(value: str) -> tuple[int, ...]:
