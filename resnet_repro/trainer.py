@@ -59,8 +59,6 @@ from .runtime import (
     run_record,
     save_checkpoint,
 )
-from .runtime import cpu_has_native_bf16 as cpu_has_native_bf16  # lesion.py imports these from here still
-from .runtime import device_name as device_name
 from .schedule import (
     BATCH_SIZE,
     MOMENTUM,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from resnet_repro.claims import train_command
 from resnet_repro.cli import build_parser, config_from_args, main
 from resnet_repro.config import RunConfig
+from resnet_repro.provenance import train_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
