@@ -141,7 +141,7 @@ def test_ctrl_c_while_importing_exits_130_without_a_traceback(module, tmp_path):
 def test_costs_lists_every_cifar_network_of_the_paper_including_resnet_1202(monkeypatch, capsys):
     import pandas as pd
 
-    monkeypatch.setattr("resnet_repro.claims.cifar_costs", lambda names: pd.DataFrame({"name": names}))
+    monkeypatch.setattr("resnet_repro.cost_tables.cifar_costs", lambda names: pd.DataFrame({"name": names}))
     assert main(["costs", "--only", "cifar"]) == 0
     out = capsys.readouterr().out
     assert "ResNet-110" in out and "ResNet-1202" in out
