@@ -22,8 +22,9 @@ import torch.nn.functional as F
 
 from resnet_repro.models import build_cifar
 from resnet_repro.results import write_json
+from resnet_repro.runtime import device_name, resolve_device
+from resnet_repro.schedule import BATCH_SIZE, MOMENTUM, WEIGHT_DECAY
 from resnet_repro.stacked import stack_images, stack_models, stacked_loss
-from resnet_repro.trainer import BATCH_SIZE, MOMENTUM, WEIGHT_DECAY, device_name, resolve_device
 
 
 def make_step(model, images, labels, device, amp, graph, loss_fn):

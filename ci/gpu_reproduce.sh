@@ -109,7 +109,7 @@ touch "$results/logs/session-start"
 # torch.compile's caches, named by torch version and GPU: loaded by the preflight and the sweeps, saved
 # by the sweeps in one process, and packed with the checkpoints for the next session.
 cache=$("$python" -c "import sys; from resnet_repro.compile_cache import cache_file
-from resnet_repro.trainer import device_name, resolve_device
+from resnet_repro.runtime import device_name, resolve_device
 print(cache_file(sys.argv[1], device_name(resolve_device(sys.argv[2]))))" "$results" "$device")
 if [ "${FAST:-1}" = 1 ]; then
   echo "== 0. preflight of the fast paths ($(minutes_left) min left)"

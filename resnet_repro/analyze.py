@@ -6,6 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
+from .cli_types import OneLineErrorParser
+from .config import DEVICES
+
 ANALYZE_EPILOG = """\
 analyses:
   lesion     remove one block at a time and measure the test error (writes lesion.csv into the run)
@@ -27,8 +30,6 @@ Time: about N/2 + 1 passes over the 10,000 test images for a net of N blocks (Re
 
 def add_analyze_parser(commands) -> None:
     """The `analyze` command and its analyses, on the main parser's subcommands."""
-    from .cli import _Parser  # one-line errors, as every other command
-
     formatter = argparse.RawDescriptionHelpFormatter
     analyze = commands.add_parser(
         "analyze",
@@ -37,8 +38,8 @@ def add_analyze_parser(commands) -> None:
         epilog=ANALYZE_EPILOG,
         formatter_class=formatter,
     )
-    analyses = analyze.add_subparsers(
-        dest="analysis", metavar="ANALYSIS", parser_class=_Parser, required=True
+    analyses = analyze.add_subparsers(  # one-line errors, as every other command
+        dest="analysis", metavar="ANALYSIS", parser_class=OneLineErrorParser, required=True
     )
     lesion = analyses.add_parser(
         "lesion",
@@ -54,9 +55,7 @@ def add_analyze_parser(commands) -> None:
         metavar="PATH",
         help="the runs' dataset, if no longer where they recorded it (checked against its sha256)",
     )
-    lesion.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto = CUDA if available"
-    )
+    lesion.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA if available")
     lesion.add_argument(
         "--amp",
         choices=("auto", "on", "off"),

@@ -7,23 +7,49 @@ Mistakes in the arguments or the data end in one line on stderr and exit status 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from fractions import Fraction
 
+from .cli_types import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    OneLineErrorParser,
+    cifar_arch,
+    fraction,
+    positive_float,
+    positive_int,
+    seed_number,
+    shard_spec,
+)
 from .config import (
     BUDGETS,
-    COMPILE_MODES,
     DEFAULT_EVAL_POINTS,
     DEVICES,
     SMOKE_EVAL_POINTS,
+    SMOKE_ITERATIONS,
+    SMOKE_SUBSET,
+    SPEED_CHOICES,
     SPEED_FIELDS,
-    SWITCH,
+    RunConfig,
+    resolve_budget,
 )
 from .experiments import DESCRIPTIONS, EXPERIMENTS
+from .models import SHORTCUT_OPTIONS
 from .runlock import RunLockedError
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 ARCH_METAVAR = "{plain,resnet}{20,32,44,56,110,1202}"
+RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+SPEED_HELP = {
+    "channels_last": "NHWC memory layout",
+    "amp": "bf16 autocast (auto: on CUDA and on CPUs with bf16 instructions)",
+    "compile": "torch.compile mode (auto: on CUDA for long runs)",
+    "data_on_device": "dataset and augmentation on GPU",
+    "fused_optimizer": "fused SGD (auto: on CUDA)",
+    "cudnn_benchmark": "cuDNN autotuning (auto: CUDA)",
+    "cuda_graph": "replay the whole training step as one CUDA graph (auto: on CUDA where it works)",
+}
 
 TRAIN_EPILOG = """\
 examples:
@@ -54,86 +80,20 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (what is wrong and what is allowed), not usage + error."""
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _arch(value: str) -> str:
-    from .models import parse_arch
-
-    try:
-        parse_arch(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return value
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
-SEED_LIMIT = 2**63  # seeds must fit torch's generators (63 bits, and never negative)
-
-
-def _seed(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if not 0 <= number < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**63-1, got {value!r}")
-    return number
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 < number <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], e.g. 0.125, got {value!r}")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
-
-
-def _shard(value: str) -> str:
-    from .devices import parse_shard
-
-    try:
-        parse_shard(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return value
-
-
 def _run_options() -> argparse.ArgumentParser:
     """Options that train and reproduce share."""
     parent = argparse.ArgumentParser(add_help=False)
     run = parent.add_argument_group("run")
+    smoke_train, smoke_test = SMOKE_SUBSET
+    quick, full = (resolve_budget(name).iterations // 1000 for name in ("quick", "full"))
     run.add_argument(
         "--budget",
         choices=BUDGETS,
-        default="quick",
-        help="how long to train: smoke = 10 iterations on 1000/500 images (seconds, checks the plumbing); "
-        "quick = the paper's iteration counts x 1/8 (8k iterations); full = the paper's 64k (default: quick)",
+        default=RUN_DEFAULTS["budget"],
+        help=f"how long to train: smoke = {SMOKE_ITERATIONS} iterations on {smoke_train}/{smoke_test} images "
+        "(seconds, checks the plumbing); quick = the paper's iteration counts x "
+        f"{Fraction(RUN_DEFAULTS['quick_factor'])} ({quick}k iterations); full = the paper's {full}k "
+        f"(default: {RUN_DEFAULTS['budget']})",
     )
     run.add_argument(
         "--iterations",
@@ -142,7 +102,11 @@ def _run_options() -> argparse.ArgumentParser:
         help="train N iterations instead (learning rate drops at 50%% and 75%%)",
     )
     run.add_argument(
-        "--quick-factor", type=_fraction, default=1 / 8, metavar="F", help="length of quick relative to full"
+        "--quick-factor",
+        type=fraction,
+        default=RUN_DEFAULTS["quick_factor"],
+        metavar="F",
+        help="length of quick relative to full",
     )
     run.add_argument(
         "--data",
@@ -151,13 +115,15 @@ def _run_options() -> argparse.ArgumentParser:
         "e.g. ../shared/data/cifar10-jpeg.tar.gz (default: download the official files)",
     )
     run.add_argument("--out", metavar="DIR", help="results folder (default: data/results in the repository)")
-    run.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA if available (default)")
+    run.add_argument(
+        "--device", choices=DEVICES, default=RUN_DEFAULTS["device"], help="auto = CUDA if available (default)"
+    )
     run.add_argument(
         "--val-split",
         type=positive_int,
         nargs="?",
         const=5000,
-        default=0,
+        default=RUN_DEFAULTS["val_split"],
         metavar="N",
         help="hold out N training images (default 5000, as the paper) and test on them instead",
     )
@@ -170,44 +136,28 @@ def _run_options() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="train again even if the run has finished")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     speed = parent.add_argument_group("speed (none changes the algorithm; auto = what helps on the device)")
-    speed.add_argument("--channels-last", choices=SWITCH, default="auto", help="NHWC memory layout")
-    speed.add_argument(
-        "--amp",
-        choices=SWITCH,
-        default="auto",
-        help="bf16 autocast (auto: on CUDA and on CPUs with bf16 instructions)",
-    )
-    speed.add_argument(
-        "--compile",
-        choices=COMPILE_MODES,
-        default="auto",
-        help="torch.compile mode (auto: on CUDA for long runs)",
-    )
-    speed.add_argument(
-        "--data-on-device", choices=SWITCH, default="auto", help="dataset and augmentation on GPU"
-    )
-    speed.add_argument("--fused-optimizer", choices=SWITCH, default="auto", help="fused SGD (auto: on CUDA)")
-    speed.add_argument(
-        "--cudnn-benchmark", choices=SWITCH, default="auto", help="cuDNN autotuning (auto: CUDA)"
-    )
-    speed.add_argument(
-        "--cuda-graph",
-        choices=SWITCH,
-        default="off",
-        help="replay the whole training step as one CUDA graph (auto: on CUDA where it works) (default off)",
-    )
+    for name in SPEED_FIELDS:
+        default = RUN_DEFAULTS[name]
+        speed.add_argument(
+            f"--{name.replace('_', '-')}",
+            choices=SPEED_CHOICES[name],
+            default=default,
+            help=SPEED_HELP[name] + ("" if default == "auto" else f" (default {default})"),
+        )
     speed.add_argument("--no-speedups", action="store_true", help="turn every speed option off")
     return parent
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog="python -m resnet_repro",
         description="Reproduce He et al. (2015), Deep Residual Learning, on CIFAR-10: train the paper's "
         "networks with its recipe, run its experiments, count their costs.",
         epilog="Run `python -m resnet_repro COMMAND --help` for a command's options and examples.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=OneLineErrorParser, required=True
+    )
     run_options = _run_options()
     formatter = argparse.RawDescriptionHelpFormatter
 
@@ -220,15 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     train.add_argument(
-        "--arch", type=_arch, required=True, metavar=ARCH_METAVAR, help="e.g. resnet56, plain20"
+        "--arch", type=cifar_arch, required=True, metavar=ARCH_METAVAR, help="e.g. resnet56, plain20"
     )
     train.add_argument(
         "--shortcut",
-        choices=("A", "B", "C"),
+        choices=SHORTCUT_OPTIONS,
         help="ResNets only: A identity/zero-pad (default), B, C projections",
     )
     train.add_argument(
-        "--seed", type=_seed, default=0, help="initial weights, data order, augmentation (default 0)"
+        "--seed",
+        type=seed_number,
+        default=RUN_DEFAULTS["seed"],
+        help=f"initial weights, data order, augmentation (default {RUN_DEFAULTS['seed']})",
     )
 
     reproduce = commands.add_parser(
@@ -262,13 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument(
         "--shard",
-        type=_shard,
+        type=shard_spec,
         metavar="K/N",
         help="train only the K-th of N disjoint slices of the runs (one per node); merge run folders after",
     )
     sweep.add_argument(
         "--minutes",
-        type=_positive_float,
+        type=positive_float,
         metavar="M",
         help="stop after M minutes: running runs save a checkpoint (the same command resumes them) and runs "
         "that finished runs of the same network show cannot finish in time are not started",
@@ -295,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     costs.add_argument("--only", choices=("cifar", "imagenet"), help="one of the two tables")
-    from .imagenet.cli import add_imagenet_parser  # here: it builds on this module's argument types
+    from .imagenet.cli import add_imagenet_parser
     from .preflight import add_parser as add_preflight_parser
 
     add_imagenet_parser(commands)
@@ -317,11 +270,9 @@ def _config_fields(args: argparse.Namespace) -> dict:
     return fields
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .config import RunConfig
-    from .trainer import train
-
-    config = RunConfig(
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run a parsed `train` command line asks for."""
+    return RunConfig(
         arch=args.arch,
         shortcut=args.shortcut,
         budget=args.budget,
@@ -330,6 +281,12 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         **_config_fields(args),
     )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .trainer import train
+
+    config = config_from_args(args)
     folder = train(config, results_dir=args.out, progress=not args.no_progress, force=args.force)
     print(_summary(folder))
     return 0
@@ -387,7 +344,7 @@ def _summary(folder) -> str:
 
 
 def _costs(args: argparse.Namespace) -> int:
-    from .claims import CIFAR_NETS, cifar_costs, imagenet_costs  # the tables of the book's cost chapter
+    from .cost_tables import CIFAR_NETS, cifar_costs, imagenet_costs  # the tables of the book's cost chapter
 
     tables = {
         "cifar": (

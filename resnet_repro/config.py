@@ -9,6 +9,7 @@ speed options), which can change between a run and its resumption.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 
 from .models import SHORTCUT_OPTIONS, parse_arch
@@ -21,7 +22,7 @@ SMOKE_SUBSET = (1000, 500)  # class-balanced (train, test) images for smoke runs
 DEFAULT_EVAL_POINTS = 50  # points on each curve
 SMOKE_EVAL_POINTS = 2  # every test pass costs a second or two on a CPU
 DEVICES = ("auto", "cpu", "cuda")
-SWITCH = ("auto", "on", "off")  # a speed option: "auto" = on where it helps (see trainer.resolve_speed)
+SWITCH = ("auto", "on", "off")  # a speed option: "auto" = on where it helps (see training_loop.resolve_speed)
 COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune")
 PLAIN_SHORTCUT = "-"  # plain nets have no shortcuts; this is how results spell it
 SPEED_FIELDS = (
@@ -33,6 +34,7 @@ SPEED_FIELDS = (
     "cudnn_benchmark",
     "cuda_graph",
 )
+SPEED_CHOICES = {name: COMPILE_MODES if name == "compile" else SWITCH for name in SPEED_FIELDS}
 # Fields that change how a run is computed but not what it computes.
 OPERATIONAL_FIELDS = ("device", "checkpoint_minutes", *SPEED_FIELDS)
 
@@ -66,6 +68,18 @@ def resolve_budget(
     return Budget(name, label, length, SMOKE_SUBSET if name == "smoke" else None)
 
 
+BUDGET_LABEL = re.compile(r"^(?P<name>[a-z]+)(?:-(?P<iterations>\d+)it)?$")  # resolve_budget's labels
+
+
+def parse_budget_label(label: str) -> tuple[str, int | None] | None:
+    """A budget label back as (name, iterations): "smoke-120it" -> ("smoke", 120), "quick" -> ("quick",
+    None); None for a label resolve_budget does not write."""
+    match = BUDGET_LABEL.match(label or "")
+    if match is None:
+        return None
+    return match["name"], int(match["iterations"]) if match["iterations"] else None
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run of a CIFAR-10 network with the paper's recipe (section 4.2).
@@ -97,16 +111,15 @@ class RunConfig:
     checkpoint_minutes: float = 10.0  # also checkpoint between eval points after this long
 
     def __post_init__(self):
-        for f in fields(self):
-            _check_type(f.name, getattr(self, f.name))
+        check_types(self, _TYPES)
         family, depth = parse_arch(self.arch)
         object.__setattr__(self, "shortcut", _resolve_shortcut(family, self.arch, self.shortcut))
         if self.data is not None:
             object.__setattr__(self, "data", os.fspath(self.data))
-        _check_choice("budget", self.budget, BUDGETS)
-        _check_choice("device", self.device, DEVICES)
-        for name in SPEED_FIELDS:
-            _check_choice(name, getattr(self, name), COMPILE_MODES if name == "compile" else SWITCH)
+        check_choice("budget", self.budget, BUDGETS)
+        check_choice("device", self.device, DEVICES)
+        for name, allowed in SPEED_CHOICES.items():
+            check_choice(name, getattr(self, name), allowed)
         if self.iterations is not None and self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         if not 0 < self.quick_factor <= 1:
@@ -181,9 +194,20 @@ def from_fields(cls, values: dict):
     return cls(**values)
 
 
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+def check_choice(name: str, value, allowed) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def check_types(config, types: dict[str, tuple[type, ...]]) -> None:
+    """Each field of a config dataclass holds one of the types `types` lists for it (a bool only where bool
+    is listed: bool is an int)."""
+    for f in fields(config):
+        name, value, expected = f.name, getattr(config, f.name), types[f.name]
+        wrong_bool = isinstance(value, bool) and bool not in expected
+        if wrong_bool or not isinstance(value, expected):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in expected)
+            raise ValueError(f"{name} must be {names}, got {value!r}")
 
 
 _TYPES = {
@@ -200,10 +224,3 @@ _TYPES = {
     "checkpoint_minutes": (float, int),
     **{name: (str,) for name in SPEED_FIELDS},
 }
-
-
-def _check_type(name: str, value) -> None:
-    expected = _TYPES[name]
-    if isinstance(value, bool) or not isinstance(value, expected):  # bool is an int; never what we mean
-        names = " or ".join("None" if t is type(None) else t.__name__ for t in expected)
-        raise ValueError(f"{name} must be {names}, got {value!r}")

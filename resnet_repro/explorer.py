@@ -22,7 +22,7 @@ import torch
 from IPython.display import HTML, Image, Markdown
 from ipywidgets.widgets.widget_link import Link
 
-from . import claims, plots
+from . import book, figures, notes, plots
 from .flops import CIFAR_INPUT, count_macs, count_params
 from .models import cifar_plain, cifar_resnet
 
@@ -110,36 +110,37 @@ def summarize(family: str, n: int) -> NetSummary:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def nearest_trained(runs: pd.DataFrame, family: str, depth: int) -> claims.Selection | None:
+def nearest_trained(runs: pd.DataFrame, family: str, depth: int) -> figures.Selection | None:
     """The runs of the trained net of this family (ResNets: option A) closest in depth; None if none."""
     prefix = FAMILIES[family]
-    candidates = runs[(runs.family == prefix) & runs.shortcut.isin([claims.PLAIN, "A"])]
+    candidates = runs[(runs.family == prefix) & runs.shortcut.isin([figures.PLAIN, "A"])]
     if candidates.empty:
         return None
     depths = sorted(set(candidates.depth))
     closest = min(depths, key=lambda d: (abs(d - depth), d))
-    return claims.select_runs(runs, [claims.net(f"{prefix}{closest}")])
+    return figures.select_runs(runs, [figures.net(f"{prefix}{closest}")])
 
 
 def figure_png(fig) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    with plots.book_style():  # rendered in the style it was drawn in
+        fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
 
 
-def curves_image(selection: claims.Selection, histories: pd.DataFrame) -> Image:
+def curves_image(selection: figures.Selection, histories: pd.DataFrame) -> Image:
     """The stored curves of the selected net, drawn like Figure 6, as a PNG."""
-    title = f"{claims.label(*selection.nets[0])} (stored, budget {selection.budget})"
-    fig = plots.curves_figure({title: claims.rows_of(histories, selection)})
+    title = f"{figures.label(*selection.nets[0])} (stored, budget {selection.budget})"
+    fig = plots.curves_figure({title: figures.rows_of(histories, selection)})
     fig.set_size_inches(6, 3.4)
     return Image(figure_png(fig))
 
 
-def curves_note(selection: claims.Selection | None, family: str, depth: int) -> Markdown:
+def curves_note(selection: figures.Selection | None, family: str, depth: int) -> Markdown:
     """What the curves are: which depth they come from and the data it was trained on, or how to get some."""
     if selection is None or selection.empty:
-        command = claims.reproduce_command("fig6_plain" if family == "plain" else "fig6_resnet")
+        command = figures.reproduce_command("fig6_plain" if family == "plain" else "fig6_resnet")
         return Markdown(f"No stored run of a {family} net yet: `{command}` trains them.")
     trained = int(selection.runs.depth.iloc[0])
     nearest = (
@@ -147,13 +148,13 @@ def curves_note(selection: claims.Selection | None, family: str, depth: int) -> 
         if trained != depth
         else ""
     )
-    shown = f"Stored run: {claims.budget_note(selection)}, {claims.device_note(selection)}; "
-    return Markdown(nearest + shown + claims.dataset_note(selection.dataset) + ".")
+    shown = f"Stored run: {notes.budget_note(selection)}, {notes.device_note(selection)}; "
+    return Markdown(nearest + shown + notes.dataset_note(selection.dataset) + ".")
 
 
 def summary_html(summary: NetSummary, family: str) -> HTML:
     header = (
-        f"<p><b>{claims.label(summary.arch, 'A')}</b>: n = {summary.n}, {summary.depth} weighted layers "
+        f"<p><b>{figures.label(summary.arch, 'A')}</b>: n = {summary.n}, {summary.depth} weighted layers "
         f"({family}). <b>{summary.params:,}</b> parameters, <b>{summary.macs / 1e6:,.1f} M</b> "
         "multiply-adds per 32x32 image.</p>"
     )
@@ -266,7 +267,7 @@ def training_panel(
             try:
                 print(f"training {arch} for {iterations.value} iterations on a small subset ...")
                 rows = train_briefly(arch, iterations.value, data, device, results_dir)
-                plots.show(plots.curves_figure({f"{claims.label(arch, 'A')}, just trained": rows}))
+                book.show(plots.curves_figure({f"{figures.label(arch, 'A')}, just trained": rows}))
             finally:
                 button.disabled = False
 

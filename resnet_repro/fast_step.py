@@ -16,7 +16,7 @@ What a captured graph needs, and how this module gives it:
 - The learning rate as a float32 tensor on the device, refilled with `fill_` when the schedule changes it.
   A Python float would be frozen into the graph: the schedule would silently never decay. The fused SGD
   kernel reads a device tensor by pointer; the foreach and for-loop SGD call .item() on it, a host sync
-  that capture refuses, so the graph needs the fused optimizer (`trainer.resolve_speed` checks).
+  that capture refuses, so the graph needs the fused optimizer (`training_loop.resolve_speed` checks).
 - No host sync inside: losses and errors are summed on the device into the loop's `Tally`s (the warm-up
   window through a mask, so the same graph serves steps inside and outside it). ResNet-110's warm-up check
   reads the window between replays, as the plain loop does.
@@ -49,7 +49,8 @@ from torch import nn
 
 from .augment import crop_flip, draw_crops, normalize
 from .data import CifarData
-from .trainer import BATCH_SIZE, PAD, SpeedOptions, TrainingLoop
+from .schedule import BATCH_SIZE, PAD
+from .training_loop import SpeedOptions, TrainingLoop
 
 GRAPH_WARMUP_STEPS = 3  # eager iterations before capture (PyTorch's docs use 3; they are real iterations)
 _CAPTURE_LOCK = threading.Lock()  # one capture at a time per process (runs in threads: multirun.py)

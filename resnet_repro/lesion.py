@@ -324,7 +324,7 @@ def analyze_run(
     device: "auto" (CUDA if available), "cpu" or "cuda". amp: "auto" (bf16 on CUDA and on CPUs that
     multiply bf16 in hardware), "on" or "off".
     """
-    from .trainer import cpu_has_native_bf16, device_name, resolve_device
+    from .runtime import cpu_has_native_bf16, device_name, resolve_device
     from .weights import load_trained_model
 
     folder = Path(folder)

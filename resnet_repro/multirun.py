@@ -34,7 +34,9 @@ import torch
 
 from .config import RunConfig
 from .data import CifarData
-from .trainer import GracefulInterrupt, cudnn_benchmark, resolve_device, resolve_speed, train
+from .runtime import GracefulInterrupt, cudnn_benchmark, resolve_device
+from .trainer import train
+from .training_loop import resolve_speed
 
 POLL_S = 0.2
 

@@ -2,15 +2,16 @@
 
 Each ``figure*`` function takes the rows it draws and returns a matplotlib Figure, so tests can count
 lines and read labels. The ``show_*`` helpers are what the notebooks call: they pick the runs
-(``claims.select_runs``), draw, and say which budget and data are shown, or that no run exists yet.
+(``figures.select_runs``), draw, and say which budget and data are shown, or that no run exists yet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import numbers
 import textwrap
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -21,7 +22,7 @@ from matplotlib.patches import Circle, FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from . import claims
+from . import figures, notes
 from .flops import count_params
 from .models.blocks import BasicBlock, ProjectionShortcut, ZeroPadShortcut
 
@@ -37,39 +38,22 @@ LOG_SCALE_SPREAD = 100
 # The provenance line under a figure: 7-point text, about 18 characters to the inch.
 STAMP_FONT_SIZE, STAMP_CHARS_PER_INCH = 7, 18
 
-sns.set_theme(style="whitegrid", context="notebook")
+
+def _book_rc() -> dict:
+    """The matplotlib settings seaborn's theme makes (whitegrid, notebook), read without keeping them."""
+    with mpl.rc_context():
+        before = dict(mpl.rcParams)
+        sns.set_theme(style="whitegrid", context="notebook")
+        return {key: value for key, value in mpl.rcParams.items() if before.get(key) != value}
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Displaying in a notebook
-# ---------------------------------------------------------------------------------------------------------
+BOOK_RC = _book_rc()
 
 
-def show(fig: Figure) -> None:
-    """Display a figure once (closing it, so the inline backend does not draw it a second time)."""
-    from IPython.display import display
-
-    display(fig)
-    plt.close(fig)
-
-
-def show_markdown(text: str) -> None:
-    from IPython.display import Markdown, display
-
-    display(Markdown(text))
-
-
-def glue(name: str, value, display: bool = False) -> None:
-    """myst-nb's glue for numbers the prose cites; a no-op where myst-nb is absent (e.g. on Colab)."""
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:
-        return
-    if isinstance(value, numbers.Integral):
-        value = int(value)  # numpy scalars' repr ("np.int64(5)") would reach the page otherwise
-    elif isinstance(value, numbers.Real):
-        value = float(value)
-    myst_glue(name, value, display=display)
+def book_style() -> contextlib.AbstractContextManager:
+    """The book's look for drawing and for rendering: a figure drawn inside it must be rendered inside it
+    too (tick labels are made at drawing time). Also a decorator."""
+    return mpl.rc_context(BOOK_RC)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -79,7 +63,7 @@ def glue(name: str, value, display: bool = False) -> None:
 
 def run_label(arch: str, shortcut: str, budget: str, mixed: bool) -> str:
     """The paper's name of a net, with its budget when the nets drawn together differ in budget."""
-    return claims.label(arch, shortcut) + (f" ({budget})" if mixed else "")
+    return figures.label(arch, shortcut) + (f" ({budget})" if mixed else "")
 
 
 def mean_curves(histories: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -143,6 +127,7 @@ def _style_legend(ax) -> None:
     ax.legend(handles, labels, fontsize="small", loc="best")
 
 
+@book_style()
 def figure1(histories: pd.DataFrame) -> Figure:
     """Figure 1: plain nets' training error (left) and test error (right) against iterations."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -159,6 +144,7 @@ def figure1(histories: pd.DataFrame) -> Figure:
     return fig
 
 
+@book_style()
 def curves_figure(panels: dict[str, pd.DataFrame]) -> Figure:
     """Figure 6: one panel per group of nets, dashed training and bold test error each."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
@@ -188,6 +174,7 @@ def mean_responses(layer_std: pd.DataFrame) -> dict[str, pd.Series]:
     return responses
 
 
+@book_style()
 def figure7(layer_std: pd.DataFrame) -> Figure:
     """Figure 7: std of each 3x3 layer's response, in layer order (top) and sorted descending (bottom)."""
     responses = mean_responses(layer_std)
@@ -219,6 +206,7 @@ def figure7(layer_std: pd.DataFrame) -> Figure:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@book_style()
 def cost_bars(costs: pd.DataFrame) -> Figure:
     """Multiply-adds (with the paper's values as markers) and parameters of each net, side by side."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.55 * len(costs) + 1.6), sharey=True)
@@ -339,6 +327,7 @@ def draw_block(ax, block: nn.Module, input_shape: tuple[int, int, int], title: s
 SHORTCUT_TITLES = {None: "plain (no shortcut)", "A": "option A", "B": "option B", "C": "option C"}
 
 
+@book_style()
 def shortcut_options_figure(in_channels: int = 16, out_channels: int = 32, size: int = 32) -> Figure:
     """The CIFAR basic block as plain and with options A/B/C, built from the package's own modules.
 
@@ -361,128 +350,30 @@ def shortcut_options_figure(in_channels: int = 16, out_channels: int = 32, size:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# What the notebooks call: pick the runs, draw, and say what is shown
+# The provenance line under a figure
 # ---------------------------------------------------------------------------------------------------------
 
 
+@book_style()
 def stamp(fig: Figure, selections) -> Figure:
     """Write under the figure which budget, data and device its runs come from, so the image says it
     wherever it ends up (one line per distinct provenance)."""
-    lines = dict.fromkeys(claims.short_provenance(s) for s in selections if not s.empty)
+    lines = dict.fromkeys(notes.short_provenance(s) for s in selections if not s.empty)
     width = round(STAMP_CHARS_PER_INCH * fig.get_figwidth())  # wrapped to the figure's width
     text = "\n".join(textwrap.fill(line, width) for line in lines)
     fig.text(0.5, 0, text, ha="center", va="top", fontsize=STAMP_FONT_SIZE, color="0.35")
     return fig
 
 
-def show_figure1(runs: pd.DataFrame, histories: pd.DataFrame) -> claims.Selection:
-    """Draw Figure 1 when its runs exist (the captioned cell shows only the figure; see figure_notes)."""
-    selection = claims.select_figure(runs, "fig1")
-    if not selection.empty:
-        show(stamp(figure1(claims.rows_of(histories, selection)), [selection]))
-    return selection
-
-
-FIGURE6_PANELS = {"fig6_plain": "plain nets", "fig6_resnet": "ResNets", "fig6_1202": "ResNet-110 vs 1202"}
-
-
-def _has_1202(selection: claims.Selection) -> bool:
-    return any(arch == "resnet1202" for arch, _ in selection.present)
-
-
-def show_figure6(runs: pd.DataFrame, histories: pd.DataFrame) -> dict[str, claims.Selection]:
-    """Draw Figure 6's panels that have runs (the right one only when ResNet-1202 was trained)."""
-    selections = {figure: claims.select_figure(runs, figure) for figure in FIGURE6_PANELS}
-    shown = {
-        figure: selection
-        for figure, selection in selections.items()
-        if not selection.empty and (figure != "fig6_1202" or _has_1202(selection))
-    }
-    if shown:
-        panels = {FIGURE6_PANELS[f]: claims.rows_of(histories, s) for f, s in shown.items()}
-        show(stamp(curves_figure(panels), shown.values()))
-    return selections
-
-
-def show_figure7(runs: pd.DataFrame, layer_std: pd.DataFrame) -> claims.Selection:
-    """Draw Figure 7 when the runs have layer responses."""
-    selection = claims.select_figure(runs, "fig7")
-    rows = claims.rows_of(layer_std, selection)
-    if not rows.empty:
-        show(stamp(figure7(rows), [selection]))
-    return selection
-
-
-def figure_notes(selections: dict[str, claims.Selection]) -> str:
-    """Markdown under a figure: which budget, data and device it shows (once when every panel shares them),
-    and per panel what is missing, with the command that trains it."""
-    panels = {
-        figure: selection
-        for figure, selection in selections.items()
-        # the optional right panel: not mentioned until ResNet-1202 is trained
-        if figure != "fig6_1202" or _has_1202(selection)
-    }
-
-    def prefix(figure: str) -> str:
-        return f"*{claims.sentence_case(FIGURE6_PANELS[figure])}:* " if figure in FIGURE6_PANELS else ""
-
-    shown = {claims.shown_note(s) for s in panels.values() if not s.empty}
-    if len(panels) > 1 and len(shown) == 1 and not any(s.empty for s in panels.values()):
-        gaps = [prefix(f) + claims.gaps_note(s, f) for f, s in panels.items() if claims.gaps_note(s, f)]
-        return "\n\n".join([shown.pop(), *gaps])
-    return "\n\n".join(prefix(f) + claims.provenance_note(s, f) for f, s in panels.items())
-
-
-def markdown_table(table: pd.DataFrame, formats: dict | None = None) -> str:
-    """A pipe table for Markdown (so code and bold in cells render), numbers formatted per column."""
-    formats = formats or {}
-
-    def cell(column, value) -> str:
-        if not isinstance(value, str) and pd.isna(value):
-            return "–"
-        text = formats[column].format(value) if column in formats else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row, strict=True)) + " |")
-    return "\n".join(lines)
-
-
-def shared_columns(table: pd.DataFrame, keep=()) -> tuple[pd.DataFrame, str]:
-    """The table without the columns whose value is the same in every row (except ``keep``), and a
-    Markdown sentence naming those values once, so a long table does not repeat them row after row."""
-    if len(table) < 2:
-        return table, ""
-    shared = [c for c in table.columns if c not in keep and table[c].astype(str).nunique() == 1]
-    if not shared:
-        return table, ""
-    values = "; ".join(f"{column} **{table[column].iloc[0]}**" for column in shared)
-    return table.drop(columns=shared), f"Every run: {values}."
-
-
-def show_table(table: pd.DataFrame, formats: dict | None = None) -> None:
-    show_markdown(markdown_table(table, formats))
-
-
-def show_side_by_side(tables: dict[str, str]) -> None:
-    """HTML tables (e.g. ``DataFrame.to_html()``) next to each other, each under its title."""
-    from IPython.display import HTML, display
-
-    columns = "".join(f"<div><p><b>{title}</b></p>{html}</div>" for title, html in tables.items())
-    display(
-        HTML(f'<div style="display:flex;flex-wrap:wrap;gap:2.5em;align-items:flex-start">{columns}</div>')
-    )
-
-
+@book_style()
 def table6_figure(table: pd.DataFrame) -> Figure:
     """Test error against depth: the paper's Table 6 (markers) and ours (mean, bars = std over seeds)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     x = range(len(table))
-    ax.plot(x, table["paper error (%)"], "D", color="black", label="the paper's")
-    ours = table["our error (%)"]
+    ax.plot(x, table.paper_error, "D", color="black", label="the paper's")
+    ours = table.our_error
     if ours.notna().any():
-        ax.errorbar(x, ours, yerr=table["our std"].fillna(0), fmt="o-", color=sns.color_palette("crest")[3],
+        ax.errorbar(x, ours, yerr=table.our_std.fillna(0), fmt="o-", color=sns.color_palette("crest")[3],
                     capsize=4, label="ours (final error)")  # fmt: skip
     ax.set_xticks(list(x), table.net)
     ax.set_ylabel("test error (%)")

@@ -36,10 +36,12 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig
+from .config import DEVICES, RunConfig
 from .data import CifarData
 from .results import GRAD_NORM_FILE, HISTORY_FILE, git_commit, run_folder, write_json
-from .trainer import TrainingLoop, cudnn_benchmark, device_name, loop_class, resolve_device, resolve_speed
+from .runtime import cudnn_benchmark, device_name, resolve_device
+from .trainer import loop_class
+from .training_loop import TrainingLoop, resolve_speed
 from .weights import build_model
 
 PATHS = ("compile-cache", "graph", "graph-compile", "multirun")
@@ -424,7 +426,7 @@ def add_parser(commands) -> None:
         help="check the fast paths against the plain one (first thing in a device session)",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--arch", default="resnet20", help="network of the checks (default resnet20)")
     parser.add_argument("--steps", type=int, default=40, help="steps per loss curve (default 40)")
     parser.add_argument(

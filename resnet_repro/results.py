@@ -26,6 +26,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -237,6 +238,16 @@ def dataset_label(identity: dict) -> str:
     name = identity.get("name", "unknown")
     validation = identity.get("validation")
     return f"{name}-val{validation['size']}" if validation else name
+
+
+DATASET_LABEL = re.compile(r"^(?P<name>.*?)(?:-val(?P<held_out>\d+))?$")
+
+
+def parse_dataset_label(label: str | None) -> tuple[str, int | None]:
+    """dataset_label's text back as (dataset name, images held out or None): "cifar10-jpeg-val5000" ->
+    ("cifar10-jpeg", 5000)."""
+    match = DATASET_LABEL.match(label or "")
+    return match["name"], int(match["held_out"]) if match["held_out"] else None
 
 
 # ---------------------------------------------------------------------------------------------------------

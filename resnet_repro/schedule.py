@@ -1,4 +1,8 @@
-"""The learning-rate schedule of section 4.2, as a pure function of the iteration.
+"""The paper's training recipe (section 4.2): the optimizer's constants, and the learning-rate schedule
+as a pure function of the iteration.
+
+SGD with momentum 0.9 and weight decay 1e-4 (both trainers), on CIFAR-10 mini-batches of 128 padded by
+4 pixels before the random crop (ImageNet's batch and augmentation are in `imagenet/`).
 
 lr 0.1, divided by 10 at 32k and 48k iterations, stop at 64k. Shorter budgets keep the shape: the drops
 sit at 50% and 75% of the run (exactly 32k/48k of 64k). ResNet-110 and deeper first warm up at 0.01
@@ -10,6 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+BATCH_SIZE = 128  # CIFAR-10 mini-batch
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+PAD = 4  # pixels of zero padding before the random crop (zero = the mean pixel: images are normalized first)
 PAPER_ITERATIONS = 64_000
 PAPER_MILESTONES = (32_000, 48_000)
 BASE_LR = 0.1

@@ -28,7 +28,8 @@ from torch import nn
 
 from .augment import crop_flip, draw_crops, normalize
 from .models.blocks import ZeroPadShortcut
-from .trainer import AUGMENT_SEED_OFFSET, BATCH_SIZE, MOMENTUM, PAD, WEIGHT_DECAY
+from .schedule import BATCH_SIZE, MOMENTUM, PAD, WEIGHT_DECAY
+from .training_loop import AUGMENT_SEED_OFFSET
 
 # Modules without parameters whose forward does not mix channels: they work on stacked channels as they are.
 _CHANNEL_WISE = (nn.ReLU, nn.Identity, nn.AdaptiveAvgPool2d)

@@ -4,12 +4,8 @@ The recipe: per-pixel mean subtraction; pad 4 + random 32x32 crop + random horiz
 momentum 0.9, weight decay 1e-4 (on every parameter), mini-batch 128; the schedule of `schedule.py`.
 The reported error is the test error at the end of training, never the best one seen.
 
-Speed without changing the algorithm: the whole dataset lives on the device and every mini-batch is
-drawn (a slice of a seeded permutation) and augmented there with tensor ops; channels-last layout; bf16
-autocast on CUDA (weights, gradients, optimizer state and batch-norm statistics stay fp32); optional
-torch.compile; losses and errors are summed on the device and read only at the eval points, so a step
-never waits for the GPU. Each option can be switched off (`RunConfig`) and the resolved choice is
-recorded in run.json.
+The step and the speed options that make it fast without changing it are `training_loop.py`'s; here
+the loop is run through the schedule, with its eval points, checkpoints and results.
 
 Never lose work: a checkpoint (model, optimizer, RNG states, data-order position, partial sums, history)
 is written atomically at every eval point, every `checkpoint_minutes`, and on Ctrl-C; rerunning the same
@@ -18,27 +14,18 @@ call resumes from it, and on the CPU the resumed run is bit-for-bit the uninterr
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import datetime
-import platform
-import signal
 import sys
 import threading
 import time
-import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import mean_image, normalize, random_crop_flip
 from .config import RunConfig
 from .data import CifarData, load_cifar10, source_sha256, split_validation, take_subset
-from .evaluation import autocast, gradient_norms, test_error
+from .fast_step import GraphedTrainingLoop
 from .flops import count_macs, count_params
 from .models import response_layers
 from .results import (
@@ -51,10 +38,7 @@ from .results import (
     LAYER_STD_FILE,
     RUN_FILE,
     WEIGHTS_FILE,
-    atomic_write,
-    cpu_name,
     damaged_file,
-    git_commit,
     is_finished,
     read_history,
     read_run_record,
@@ -64,338 +48,41 @@ from .results import (
     write_json,
 )
 from .runlock import run_lock
-from .schedule import WARMUP_UNTIL_TRAIN_ERROR, eval_iterations, learning_rate
+from .runtime import (
+    Clock,
+    GracefulInterrupt,
+    check_same_run,
+    cudnn_benchmark,
+    load_checkpoint,
+    resolve_device,
+    run_provenance,
+    run_record,
+    save_checkpoint,
+)
+from .schedule import (
+    BATCH_SIZE,
+    MOMENTUM,
+    PAD,
+    WARMUP_UNTIL_TRAIN_ERROR,
+    WEIGHT_DECAY,
+    eval_iterations,
+    learning_rate,
+)
+from .training_loop import SpeedOptions, TrainingLoop, resolve_speed
 from .weights import build_model, save_weights
 
 # ---------------------------------------------------------------------------------------------------------
-# The recipe (section 4.2)
+# How the recipe (section 4.2, `schedule.py`) is run
 # ---------------------------------------------------------------------------------------------------------
 
-BATCH_SIZE = 128
-MOMENTUM = 0.9
-WEIGHT_DECAY = 1e-4
-PAD = 4  # pixels of zero padding before the random crop (zero = the mean pixel: images are normalized first)
 WARMUP_CHECK_EVERY = 10  # iterations: warm-up ends when these mini-batches' error is below 80%
-AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation stream is seeded apart from the data order
-COMPILE_MIN_ITERATIONS = 2000  # below this, compiling (tens of seconds) costs more than it saves
 CHECKPOINT_FORMAT = 1
 _GLOBAL_RNG_LOCK = threading.Lock()  # held while a run seeds torch's global generator and draws from it
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Device and speed options
-# ---------------------------------------------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    """ "auto" -> CUDA if available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but CUDA is not available here; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
-
-
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-
-
-@dataclass(frozen=True)
-class SpeedOptions:
-    """The speed options as resolved for one device; none of them changes the algorithm."""
-
-    channels_last: bool
-    amp: bool  # bf16 autocast
-    compile: str  # "off" or a torch.compile mode
-    data_on_device: bool
-    fused_optimizer: bool
-    cudnn_benchmark: bool
-    compile_fallback: bool = False  # "auto" asked: run eagerly if compilation fails instead of stopping
-    # "off"; "captured": the whole step replayed as one CUDA graph; "eager": the graph's step function run
-    # without a graph (the CPU: what the tests compare with the plain step). See fast_step.py.
-    cuda_graph: str = "off"
-    cuda_graph_fallback: bool = False  # "auto" asked: train without the graph if capturing it fails
-
-
-def resolve_speed(config: RunConfig, device: torch.device, iterations: int) -> SpeedOptions:
-    """Turn each "auto" into on/off for this device and run length."""
-    cuda = device.type == "cuda"
-
-    def switch(value: str, auto: bool) -> bool:
-        return auto if value == "auto" else value == "on"
-
-    compile_mode = config.compile
-    if compile_mode == "auto":
-        # Compiling removes the Python overhead per layer that dominates these small nets on a GPU, but
-        # costs tens of seconds up front; Triton needs compute capability 7.0+. On the CPU, Inductor's C++
-        # kernels fuse batch norm, ReLU and the bf16 casts around oneDNN's convolutions: ResNet-56 steps
-        # measured 3.2x faster than eager on a 2-core AVX512-BF16 EPYC (benchmarks/train_throughput.py
-        # --device cpu --compile off,default), after about a minute of compiling.
-        capable = torch.cuda.get_device_capability(device) >= (7, 0) if cuda else device.type == "cpu"
-        compile_mode = "default" if capable and iterations >= COMPILE_MIN_ITERATIONS else "off"
-    return SpeedOptions(
-        channels_last=switch(config.channels_last, True),  # faster on GPUs, and ~1.3x on this CPU too
-        amp=switch(config.amp, cuda or cpu_has_native_bf16()),
-        compile=compile_mode,
-        data_on_device=switch(config.data_on_device, True),
-        fused_optimizer=switch(config.fused_optimizer, cuda),
-        cudnn_benchmark=switch(config.cudnn_benchmark, cuda),
-        compile_fallback=config.compile == "auto",
-        cuda_graph=_resolve_cuda_graph(config, cuda, compile_mode),
-        cuda_graph_fallback=config.cuda_graph == "auto",
-    )
-
-
-def _resolve_cuda_graph(config: RunConfig, cuda: bool, compile_mode: str) -> str:
-    """Whole-step CUDA graph: "captured" on CUDA, "eager" (the same step function, no graph) on the CPU
-    when asked for by name, else "off". "auto" means "captured" wherever it can work."""
-    if config.cuda_graph == "off" or (config.cuda_graph == "auto" and not cuda):
-        return "off"
-    if not cuda:
-        return "eager"
-    problems = []
-    if config.data_on_device == "off":
-        problems.append("data_on_device off (a graph cannot copy mini-batches from the host)")
-    if config.fused_optimizer == "off":
-        problems.append("fused_optimizer off (other SGD kernels read a tensor learning rate with .item())")
-    if compile_mode not in ("off", "default"):
-        problems.append(f"compile {compile_mode} (it captures CUDA graphs of its own)")
-    if problems and config.cuda_graph == "on":
-        raise ValueError(f"cuda_graph on cannot work with {'; '.join(problems)}")
-    return "off" if problems else "captured"
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16 instructions).
-
-    There oneDNN runs bf16 convolutions about 2-4x faster than fp32; on other CPUs it emulates bf16 and
-    autocast would be slower. torch.cpu.get_capabilities() reads the CPUID flags (torch >= 2.6; older
-    versions answer False, so they train in fp32 as before).
-    """
-    capabilities = getattr(torch.cpu, "get_capabilities", None)
-    if capabilities is None:
-        return False
-    flags = capabilities()
-    return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
-
-
-@contextlib.contextmanager
-def cudnn_benchmark(enabled: bool):
-    """Set torch.backends.cudnn.benchmark for the duration (it is process-wide)."""
-    before = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = before
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Sums on the device
-# ---------------------------------------------------------------------------------------------------------
-
-
-class Tally:
-    """Loss and error of mini-batches, summed on the device; read (one host sync) only when popped."""
-
-    def __init__(self, device: torch.device):
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.wrong = torch.zeros((), dtype=torch.int64, device=device)
-        self.seen = 0  # a Python int: the batch size is known without asking the device
-
-    def add(self, loss_sum: torch.Tensor, wrong: torch.Tensor, n: int) -> None:
-        self.loss_sum += loss_sum
-        self.wrong += wrong
-        self.seen += n
-
-    def pop(self) -> tuple[float, float]:
-        """(mean loss, error %) since the last pop; resets."""
-        seen = max(self.seen, 1)
-        result = self.loss_sum.item() / seen, 100.0 * self.wrong.item() / seen
-        self.loss_sum.zero_(), self.wrong.zero_()
-        self.seen = 0
-        return result
-
-    def state_dict(self) -> dict:
-        return {"loss_sum": self.loss_sum.cpu(), "wrong": self.wrong.cpu(), "seen": self.seen}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.loss_sum.copy_(state["loss_sum"])
-        self.wrong.copy_(state["wrong"])
-        self.seen = state["seen"]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The training loop: one model, its optimizer and its data stream
-# ---------------------------------------------------------------------------------------------------------
-
-
-class TrainingLoop:
-    """The paper's SGD step on mini-batches drawn and augmented on the device, and the test pass.
-
-    Knows nothing about schedules, files or progress bars (see `train`), so the benchmark times exactly
-    the step that training runs.
-    """
-
-    def __init__(
-        self, model: nn.Module, data: CifarData, device: torch.device, speed: SpeedOptions, seed: int
-    ):
-        self.device, self.speed = device, speed
-        self.data_device = device if speed.data_on_device else torch.device("cpu")
-        self.memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
-        self.model = model.to(device, memory_format=self.memory_format)
-        self.train_images = data.train_images.to(self.data_device)  # uint8 [N, 3, 32, 32]
-        self.train_labels = data.train_labels.to(self.data_device)
-        self.mean = mean_image(self.train_images)  # per-pixel mean of the training set, [3, 32, 32]
-        self.test_images = normalize(data.test_images.to(self.data_device), self.mean)  # the single view
-        self.test_images = self.test_images.contiguous(memory_format=self.memory_format)
-        self.test_labels = data.test_labels.to(self.data_device)
-        # A fixed, unaugmented mini-batch (the first 128 training images) for the gradient norms.
-        self.probe_images = normalize(self.train_images[:BATCH_SIZE], self.mean).to(self.device)
-        self.probe_images = self.probe_images.contiguous(memory_format=self.memory_format)
-        self.probe_labels = self.train_labels[:BATCH_SIZE].to(self.device)
-        if len(self.train_labels) < BATCH_SIZE:
-            raise ValueError(
-                f"{len(self.train_labels)} training images are fewer than one batch of {BATCH_SIZE}"
-            )
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=0.0,  # set by the schedule before every step
-            momentum=MOMENTUM,
-            weight_decay=WEIGHT_DECAY,
-            fused=True if speed.fused_optimizer else None,
-        )
-        # Two seeded streams on the data's device: drawing there never waits for (or syncs with) the host.
-        self.order_generator = torch.Generator(self.data_device).manual_seed(seed)
-        self.augment_generator = torch.Generator(self.data_device).manual_seed(seed + AUGMENT_SEED_OFFSET)
-        self.order: torch.Tensor | None = None  # this epoch's permutation of the training images
-        self.position = 0  # next unused index into `order`
-        self.iteration = 0  # SGD steps taken
-        self.interval = Tally(device)  # since the last eval point
-        self.window = Tally(device)  # since the last warm-up check
-        self.forward = self.model
-        self._first_compiled_step = speed.compile != "off"
-        if self._first_compiled_step:
-            self.forward = torch.compile(self.model, mode=speed.compile, dynamic=False)
-
-    def _autocast(self):
-        return autocast(self.device, self.speed.amp)
-
-    def next_indices(self) -> torch.Tensor:
-        """The indices of the next 128 training images in the epoch's permutation.
-
-        An epoch ends when fewer than a batch are left (they are skipped; the next epoch reshuffles all).
-        """
-        if self.order is None or self.position + BATCH_SIZE > len(self.order):
-            n = len(self.train_labels)
-            self.order = torch.randperm(n, generator=self.order_generator, device=self.data_device)
-            self.position = 0
-        index = self.order[self.position : self.position + BATCH_SIZE]
-        self.position += BATCH_SIZE
-        return index
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next 128 images of the epoch's permutation, normalized and augmented, and their labels."""
-        index = self.next_indices()
-        images = normalize(self.train_images[index], self.mean)  # float [128, 3, 32, 32], mean subtracted
-        images = random_crop_flip(images, pad=PAD, generator=self.augment_generator)
-        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        return images, self.train_labels[index].to(self.device, non_blocking=True)
-
-    def step(self, lr: float, track_window: bool = False) -> None:
-        """One SGD step at learning rate `lr` on the next mini-batch. No host sync."""
-        images, labels = self.next_batch()
-        if self._first_compiled_step:
-            self._first_compiled_step = False
-            self._first_step_with_fallback(images, labels, lr, track_window)
-        else:
-            self._sgd_step(images, labels, lr, track_window)
-        self.iteration += 1
-
-    def _sgd_step(self, images: torch.Tensor, labels: torch.Tensor, lr: float, track_window: bool) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        with self._autocast():
-            logits = self.forward(images)
-            loss = F.cross_entropy(logits, labels)  # autocast computes it in fp32
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        loss_sum = loss.detach().double() * len(labels)
-        wrong = (logits.detach().argmax(dim=1) != labels).sum()
-        self.interval.add(loss_sum, wrong, len(labels))
-        if track_window:
-            self.window.add(loss_sum, wrong, len(labels))
-
-    def _first_step_with_fallback(self, images, labels, lr, track_window) -> None:
-        """Compilation happens in the first step; with compile "auto", a failure means eager, not a crash."""
-        before = copy.deepcopy(self.model.state_dict())  # the failed attempt may have moved BN statistics
-        try:
-            self._sgd_step(images, labels, lr, track_window)
-        except Exception as err:
-            if not self.speed.compile_fallback:
-                raise
-            warnings.warn(
-                f"torch.compile failed ({type(err).__name__}: {err}); training eagerly", stacklevel=3
-            )
-            self.model.load_state_dict(before)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.forward = self.model
-            self.speed = replace(self.speed, compile=f"off (compile failed: {type(err).__name__})")
-            self._sgd_step(images, labels, lr, track_window)
-
-    def evaluate(self, layers: list[tuple[str, nn.Module]] | None = None) -> tuple[float, list[float] | None]:
-        """Test error (%) and, for `layers`, their responses' standard deviations (see evaluation.py).
-
-        Runs the eager model, with the training step's bf16 setting: a compiled one would compile again
-        for eval mode for little gain.
-        """
-        return test_error(self.model, self.test_images, self.test_labels, self.device, self.speed.amp, layers)
-
-    def gradient_norms(self, layers: list[tuple[str, nn.Module]]) -> list[float]:
-        """Per-layer gradient norms on the fixed probe mini-batch; changes no state (see evaluation.py)."""
-        return gradient_norms(self.model, self.probe_images, self.probe_labels, layers, self.speed.amp)
-
-    def state_dict(self) -> dict:
-        """Everything the next step depends on, as tensors and plain types (for weights_only loading)."""
-        return {
-            "iteration": self.iteration,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "order_generator": self.order_generator.get_state(),
-            "augment_generator": self.augment_generator.get_state(),
-            "order": None if self.order is None else self.order.cpu(),
-            "position": self.position,
-            "interval": self.interval.state_dict(),
-            "window": self.window.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.iteration = state["iteration"]
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.order_generator.set_state(state["order_generator"])
-        self.augment_generator.set_state(state["augment_generator"])
-        self.order = None if state["order"] is None else state["order"].to(self.data_device)
-        self.position = state["position"]
-        self.interval.load_state_dict(state["interval"])
-        self.window.load_state_dict(state["window"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-
-
 def loop_class(speed: SpeedOptions) -> type[TrainingLoop]:
     """TrainingLoop, or fast_step.GraphedTrainingLoop when speed.cuda_graph is on (its step as one graph)."""
-    if speed.cuda_graph == "off":
-        return TrainingLoop
-    from .fast_step import GraphedTrainingLoop
-
-    return GraphedTrainingLoop
+    return TrainingLoop if speed.cuda_graph == "off" else GraphedTrainingLoop
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -441,43 +128,16 @@ class RunState:
     grad_norms: list[dict] = field(default_factory=list)  # rows of grad_norm.csv
 
 
-class GracefulInterrupt:
-    """Ctrl-C sets a flag that the loop checks between steps, so it can save a consistent checkpoint.
+@dataclass
+class Session:
+    """One train() call of a run: its folder, what it trains on, the loop and the run's bookkeeping."""
 
-    SIGTERM (what a scheduler, `timeout` or a container stop sends) counts as a Ctrl-C. A second signal
-    stops at once. Only the main thread can install handlers; in other threads (several runs in one
-    process, multirun.py) `request_all` from the main thread asks every active loop to stop.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-    _active: set[GracefulInterrupt] = set()
-
-    def __init__(self):
-        self.requested = False
-        self._previous: dict = {}
-
-    @classmethod
-    def request_all(cls) -> None:
-        """Ask every loop inside a GracefulInterrupt, in any thread, to save a checkpoint and stop."""
-        for interrupt in list(cls._active):
-            interrupt.requested = True
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
-        GracefulInterrupt._active.add(self)
-        return self
-
-    def __exit__(self, *exc):
-        GracefulInterrupt._active.discard(self)
-        for number, previous in self._previous.items():
-            if previous is not None:  # None: a handler set outside Python, which cannot be put back
-                signal.signal(number, previous)
+    folder: Path
+    config: RunConfig
+    data: CifarData
+    loop: TrainingLoop
+    state: RunState
+    clock: Clock  # started when train() was called
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -532,28 +192,13 @@ def _train_holding_lock(folder, config, progress, force, data, stop_after) -> Pa
                 state = RunState(**checkpoint["state"])
                 print(f"{folder}: resuming from iteration {loop.iteration:,} of {config.plan().iterations:,}")
         state.sessions += 1
-        _run(loop, config, state, folder, data, clock, progress, stop_after)
+        _run(Session(folder, config, data, loop, state, clock), progress, stop_after)
     return folder
 
 
-class Clock:
-    """Adds the time since the last booking to a RunState, so times add up over a run's sessions."""
-
-    def __init__(self):
-        self.wall_mark = self.loop_mark = time.perf_counter()  # wall: since train() was called
-
-    def start_loop(self) -> None:
-        self.loop_mark = time.perf_counter()
-
-    def book(self, state: RunState) -> None:
-        now = time.perf_counter()
-        state.train_time_s += now - self.loop_mark
-        state.wall_time_s += now - self.wall_mark
-        self.wall_mark = self.loop_mark = now
-
-
-def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None:
-    """Step through the schedule from wherever `loop` is: warm-up, eval points, checkpoints, Ctrl-C."""
+def _run(session: Session, progress: bool, stop_after: int | None) -> None:
+    """Step through the schedule from wherever the loop is: warm-up, eval points, checkpoints, Ctrl-C."""
+    config, folder, loop, state = session.config, session.folder, session.loop, session.state
     schedule = config.schedule()
     points = set(eval_iterations(schedule.iterations, config.eval_points))
     checkpoint_path = folder / CHECKPOINT_FILE
@@ -565,11 +210,11 @@ def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None
 
     def save() -> None:
         nonlocal last_save, saved_at
-        clock.book(state)
-        _save_checkpoint(checkpoint_path, config, data, loop, state)
+        session.clock.book(state)
+        _save_checkpoint(session)
         last_save, saved_at = time.monotonic(), loop.iteration
 
-    clock.start_loop()
+    session.clock.start_loop()
     if not state.grad_norms:
         _record_gradient_norms(loop, state)  # at initialisation
     try:
@@ -609,8 +254,8 @@ def _run(loop, config, state, folder, data, clock, progress, stop_after) -> None
         raise
     bar.set_postfix(_postfix(state.history[-1]))
     bar.close()
-    clock.book(state)
-    _write_results(folder, config, data, loop, state, stds)
+    session.clock.book(state)
+    _write_results(session, stds)
     checkpoint_path.unlink(missing_ok=True)  # the results are complete: the checkpoint is not kept
 
 
@@ -668,37 +313,24 @@ def _postfix(row: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _save_checkpoint(path: Path, config: RunConfig, data: CifarData, loop: TrainingLoop, state: RunState):
+def _save_checkpoint(session: Session) -> None:
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "identity": config.result_identity(),
-        "dataset": dataset_key(data.identity),
-        "data_device": loop.data_device.type,  # generator states only load on the same kind of device
-        "loop": loop.state_dict(),
-        "state": asdict(state),
+        "identity": session.config.result_identity(),
+        "dataset": dataset_key(session.data.identity),
+        "data_device": session.loop.data_device.type,  # generator states only load on the same kind of device
+        "loop": session.loop.state_dict(),
+        "state": asdict(session.state),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    save_checkpoint(session.folder / CHECKPOINT_FILE, payload)
 
 
 def _load_checkpoint(folder: Path, config: RunConfig, data: CifarData, device: torch.device) -> dict | None:
     path = folder / CHECKPOINT_FILE
-    if not path.is_file():
+    keys = {"dataset", "data_device", "loop", "state"}
+    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, keys, config.result_identity())
+    if checkpoint is None:
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on odd pickles: the one line below says enough
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        missing = {"format", "identity", "dataset", "data_device", "loop", "state"} - set(checkpoint)
-    except Exception as err:  # empty, truncated, garbage; torch's own text may advise weights_only=False
-        reason = "empty file" if path.stat().st_size == 0 else f"truncated or damaged: {type(err).__name__}"
-        raise ValueError(damaged_file(path, reason)) from None
-    if missing:
-        raise ValueError(damaged_file(path, f"no {', '.join(sorted(missing))}"))
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path}: checkpoint format {checkpoint.get('format')} (expected {CHECKPOINT_FORMAT})"
-        )
-    check_same_run(path, "checkpoint", checkpoint["identity"], config.result_identity())
     if checkpoint["dataset"] != dataset_key(data.identity):
         raise ValueError(
             f"{path}: checkpoint of a run on other data ({checkpoint['dataset']['sha256']}); "
@@ -712,17 +344,6 @@ def _load_checkpoint(folder: Path, config: RunConfig, data: CifarData, device: t
             f"(--device {checkpoint['data_device']}) or pass --force to start over"
         )
     return checkpoint
-
-
-def check_same_run(path: Path, what: str, old: dict, new: dict) -> None:
-    """Refuse `what` (a checkpoint or results) at `path` whose result-deciding fields differ from now."""
-    differences = [
-        f"{key}: {old.get(key)!r} there, {new.get(key)!r} now" for key in new if old.get(key) != new[key]
-    ]
-    if differences:
-        raise ValueError(
-            f"{path}: {what} of a different run ({'; '.join(differences)}); pass --force to replace it"
-        )
 
 
 def _check_finished_run(folder: Path, config: RunConfig, data: CifarData | None) -> None:
@@ -762,28 +383,23 @@ def _check_finished_run(folder: Path, config: RunConfig, data: CifarData | None)
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _write_results(
-    folder: Path, config: RunConfig, data: CifarData, loop: TrainingLoop, state: RunState, stds
-):
+def _write_results(session: Session, stds: list[dict]) -> None:
     """The curves, layer responses, gradient norms and weights, then run.json last: its presence marks the
     run as finished."""
+    folder, config, loop, state = session.folder, session.config, session.loop, session.state
     write_csv(folder / HISTORY_FILE, HISTORY_COLUMNS, state.history)
     write_csv(folder / LAYER_STD_FILE, LAYER_STD_COLUMNS, stds)
     write_csv(folder / GRAD_NORM_FILE, GRAD_NORM_COLUMNS, state.grad_norms)
     save_weights(folder / WEIGHTS_FILE, loop.model)
     plan, schedule = config.plan(), config.schedule()
     last = state.history[-1]
-    commit, dirty = git_commit()
-    record = {
-        "run": run_name(config),
-        "arch": config.arch,
-        "family": config.family,
-        "depth": config.depth,
-        "shortcut": config.shortcut,
-        "seed": config.seed,
-        "config": config.to_dict(),
-        "budget": {**asdict(plan), "eval_points": config.eval_points},
-        "recipe": {
+    provenance = run_provenance(loop.device, session.data.identity, config.seed)
+    record = run_record(
+        config,
+        run_name(config),
+        provenance,
+        budget={**asdict(plan), "eval_points": config.eval_points},
+        recipe={
             "batch_size": BATCH_SIZE,
             "momentum": MOMENTUM,
             "weight_decay": WEIGHT_DECAY,
@@ -796,28 +412,17 @@ def _write_results(
             "preprocessing": "per-pixel mean subtraction",
             "augmentation": f"zero-pad {PAD}, random 32x32 crop, random horizontal flip",
         },
-        "final_test_error": last["test_error"],  # at the end of training, never the best seen
-        "final_train_error": last["train_error"],  # augmented mini-batches since the previous eval point
-        "final_train_loss": last["train_loss"],
-        "params": count_params(loop.model),
-        "macs": count_macs(loop.model),
-        "wall_time_s": state.wall_time_s,
-        "train_time_s": state.train_time_s,
-        "eval_time_s": state.eval_time_s,
-        "sessions": state.sessions,
-        "speed": asdict(loop.speed),
-        "checkpoint": "deleted when the run finished",
-        "weights": f"{WEIGHTS_FILE}: conv and linear weights in fp16, batch norm in fp32 (weights.py)",
-        "provenance": {
-            "git_commit": commit,
-            "git_dirty": dirty,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": loop.device.type,
-            "device_name": device_name(loop.device),
-            "dataset": data.identity,
-            "seed": config.seed,
-            "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        },
-    }
+        final_test_error=last["test_error"],  # at the end of training, never the best seen
+        final_train_error=last["train_error"],  # augmented mini-batches since the previous eval point
+        final_train_loss=last["train_loss"],
+        params=count_params(loop.model),
+        macs=count_macs(loop.model),
+        wall_time_s=state.wall_time_s,
+        train_time_s=state.train_time_s,
+        eval_time_s=state.eval_time_s,
+        sessions=state.sessions,
+        speed=asdict(loop.speed),
+        checkpoint="deleted when the run finished",
+        weights=f"{WEIGHTS_FILE}: conv and linear weights in fp16, batch norm in fp32 (weights.py)",
+    )
     write_json(folder / RUN_FILE, record)

@@ -21,7 +21,7 @@ from IPython.display import Image, Markdown
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import claims, lesion, plots
+from . import book, claims, figures, lesion, notes, plots, signals
 from .explorer import figure_png
 from .flops import count_macs
 from .models import build_cifar
@@ -46,6 +46,7 @@ def chosen_iterations(iterations, count: int = ITERATION_LINES) -> list[int]:
     return sorted(dict.fromkeys([recorded[0], recorded[1], middle, last]))
 
 
+@plots.book_style()
 def gradient_figure(grad_norms: pd.DataFrame, layer_std: pd.DataFrame, nets) -> Figure:
     """One column per net: the gradient norm of each 3x3 layer's response at a few iterations (top, log
     scale; lighter = earlier) and the trained net's response std per layer, Figure 7's data (bottom)."""
@@ -64,13 +65,13 @@ def gradient_figure(grad_norms: pd.DataFrame, layer_std: pd.DataFrame, nets) -> 
             name = "initialisation" if iteration == 0 else f"iteration {iteration:,}"
             top.plot(line.index, line.values, color=color, linewidth=1.6, marker=".", label=name)
         layers = sorted(set(rows.layer))
-        for edge in (layers[: claims.EDGE_LAYERS], layers[-claims.EDGE_LAYERS :]):  # the layers compared
+        for edge in (layers[: signals.EDGE_LAYERS], layers[-signals.EDGE_LAYERS :]):  # the layers compared
             top.axvspan(edge[0] - 0.5, edge[-1] + 0.5, color="0.9", zorder=0)
         top.set_yscale("log")
-        top.set_title(claims.label(arch, shortcut))
+        top.set_title(figures.label(arch, shortcut))
         std = layer_std[(layer_std.arch == arch) & (layer_std.shortcut == shortcut)]
         std = std.groupby("layer")["std"].mean()
-        color = plots.net_colors([claims.label(arch, shortcut)])[claims.label(arch, shortcut)]
+        color = plots.net_colors([figures.label(arch, shortcut)])[figures.label(arch, shortcut)]
         bottom.plot(std.index, std.values, color=color, linewidth=1.6, marker=".")
         bottom.set_xlabel("layer index")
         for ax in (top, bottom):
@@ -88,25 +89,27 @@ def gradient_figure(grad_norms: pd.DataFrame, layer_std: pd.DataFrame, nets) -> 
     return fig
 
 
-def show_gradients(runs: pd.DataFrame, grad_norms: pd.DataFrame, layer_std: pd.DataFrame) -> claims.Selection:
+def show_gradients(
+    runs: pd.DataFrame, grad_norms: pd.DataFrame, layer_std: pd.DataFrame
+) -> figures.Selection:
     """Draw the gradient figure for the nets that have gradient norms; returns the selection."""
-    selection = claims.select_figure(runs, "gradients")
-    rows = claims.rows_of(grad_norms, selection)
+    selection = figures.select_figure(runs, "gradients")
+    rows = figures.rows_of(grad_norms, selection)
     if not rows.empty:
-        fig = gradient_figure(rows, claims.rows_of(layer_std, selection), selection.nets)
-        plots.show(plots.stamp(fig, [selection]))
+        fig = gradient_figure(rows, figures.rows_of(layer_std, selection), selection.nets)
+        book.show(plots.stamp(fig, [selection]))
     return selection
 
 
-def gradient_notes(selection: claims.Selection, grad_norms: pd.DataFrame) -> str:
+def gradient_notes(selection: figures.Selection, grad_norms: pd.DataFrame) -> str:
     """Which runs the gradient figure shows, and which have no gradient norms (and how to get them)."""
     if selection.empty:
-        return claims.missing_note("gradients")
-    note = claims.provenance_note(selection, "gradients")
-    have = set(claims.rows_of(grad_norms, selection).run)
+        return notes.missing_note("gradients")
+    note = notes.provenance_note(selection, "gradients")
+    have = set(figures.rows_of(grad_norms, selection).run)
     without = selection.runs[~selection.runs.run.isin(have)]
     if not without.empty:
-        names = ", ".join(claims.label(a, s) for a, s in zip(without.arch, without.shortcut, strict=True))
+        names = ", ".join(figures.label(a, s) for a, s in zip(without.arch, without.shortcut, strict=True))
         note += (
             f" **No gradient norms recorded** for {names}: these runs finished before gradient norms were "
             "recorded; train them again with `--force` to get them."
@@ -119,9 +122,9 @@ def gradient_notes(selection: claims.Selection, grad_norms: pd.DataFrame) -> str
 # ---------------------------------------------------------------------------------------------------------
 
 
-def lesion_pairs(effects: dict[str, claims.LesionEffect]) -> dict[int, dict[str, claims.LesionEffect]]:
+def lesion_pairs(effects: dict[str, signals.LesionEffect]) -> dict[int, dict[str, signals.LesionEffect]]:
     """The nets with lesions, grouped by depth (ResNet first), for the depths of LESION_DEPTHS."""
-    pairs: dict[int, dict[str, claims.LesionEffect]] = {}
+    pairs: dict[int, dict[str, signals.LesionEffect]] = {}
     for depth in LESION_DEPTHS:
         found = {name: e for name, e in effects.items() if name in (f"ResNet-{depth}", f"plain-{depth}")}
         if found:
@@ -134,7 +137,8 @@ def _stage_starts(depth: int) -> list[int]:
     return [n + 1, 2 * n + 1]  # the first blocks of stages 2 and 3: they halve the map, double the filters
 
 
-def lesion_figure(pairs: dict[int, dict[str, claims.LesionEffect]]) -> Figure:
+@plots.book_style()
+def lesion_figure(pairs: dict[int, dict[str, signals.LesionEffect]]) -> Figure:
     """Test error with one block removed against the block's position, one panel per depth. Dashed: the
     intact nets; dotted lines: the shape-changing blocks, where a plain net has no point."""
     fig, axes = plt.subplots(1, len(pairs), figsize=(6.2 * len(pairs), 4.0), squeeze=False)
@@ -150,7 +154,7 @@ def lesion_figure(pairs: dict[int, dict[str, claims.LesionEffect]]) -> Figure:
                        label=f"{name} intact ({effect.intact:.2f}%)")  # fmt: skip
         for start in _stage_starts(depth):
             ax.axvline(start, color="0.6", linestyle=":", linewidth=1.0)
-        ax.axhline(claims.chance_error(), color="0.4", linestyle=":", linewidth=1.0, label="chance (90%)")
+        ax.axhline(signals.chance_error(), color="0.4", linestyle=":", linewidth=1.0, label="chance (90%)")
         ax.set_xlim(0.5, 3 * (depth - 2) // 6 + 0.5)
         ax.set_ylim(0, 100)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -162,12 +166,12 @@ def lesion_figure(pairs: dict[int, dict[str, claims.LesionEffect]]) -> Figure:
     return fig
 
 
-def show_lesions(runs: pd.DataFrame, lesions: pd.DataFrame) -> claims.Selection:
+def show_lesions(runs: pd.DataFrame, lesions: pd.DataFrame) -> figures.Selection:
     """Draw the lesion figure for the nets with a lesion.csv; returns the selection."""
-    selection = claims.select_figure(runs, "lesion")
-    pairs = lesion_pairs(claims.lesion_effects(lesions, selection))
+    selection = figures.select_figure(runs, "lesion")
+    pairs = lesion_pairs(signals.lesion_effects(lesions, selection))
     if pairs:
-        plots.show(plots.stamp(lesion_figure(pairs), [selection]))
+        book.show(plots.stamp(lesion_figure(pairs), [selection]))
     return selection
 
 
@@ -185,9 +189,9 @@ def _macs(arch: str) -> int:
         return count_macs(build_cifar(arch))
 
 
-def lesion_times(lesions: pd.DataFrame, selection: claims.Selection) -> pd.DataFrame:
+def lesion_times(lesions: pd.DataFrame, selection: figures.Selection) -> pd.DataFrame:
     """Per net with a lesion.csv: seconds `analyze lesion` computed (mean over seeds), device, precision."""
-    rows = claims.rows_of(lesions, selection)
+    rows = figures.rows_of(lesions, selection)
     if rows.empty:
         return pd.DataFrame(columns=["arch", "shortcut", "label", "seconds", "device", "amp"])
     per_run = rows.groupby(["arch", "shortcut", "run"], as_index=False).agg(
@@ -196,7 +200,7 @@ def lesion_times(lesions: pd.DataFrame, selection: claims.Selection) -> pd.DataF
     table = per_run.groupby(["arch", "shortcut"], as_index=False, sort=False).agg(
         seconds=("seconds", "mean"), device=("device", "first"), amp=("amp", "first")
     )
-    table.insert(2, "label", [claims.label(a, s) for a, s in zip(table.arch, table.shortcut, strict=True)])
+    table.insert(2, "label", [figures.label(a, s) for a, s in zip(table.arch, table.shortcut, strict=True)])
     order = {net: i for i, net in enumerate(selection.nets)}  # the figure's order
     keys = [order[net] for net in zip(table.arch, table.shortcut, strict=True)]
     return table.iloc[np.argsort(keys, kind="stable")].reset_index(drop=True)
@@ -224,15 +228,15 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def lesion_notes(selection: claims.Selection, lesions: pd.DataFrame) -> str:
+def lesion_notes(selection: figures.Selection, lesions: pd.DataFrame) -> str:
     """Markdown under the lesion figure: which runs, the check that the intact net reproduces the run's
     recorded error, how long each lesion study took, and what is missing with the command for it."""
     if selection.empty:
-        return claims.missing_note("lesion")
-    parts = [claims.shown_note(selection)]
-    effects = claims.lesion_effects(lesions, selection)
+        return notes.missing_note("lesion")
+    parts = [notes.shown_note(selection)]
+    effects = signals.lesion_effects(lesions, selection)
     times = lesion_times(lesions, selection).set_index("label")
-    recorded = claims.net_results(selection).set_index("label").test_mean
+    recorded = figures.net_results(selection).set_index("label").test_mean
     for name, effect in effects.items():
         took = times.loc[name]
         parts.append(
@@ -240,12 +244,12 @@ def lesion_notes(selection: claims.Selection, lesions: pd.DataFrame) -> str:
             f"{recorded[name]:.2f}% at the end of training); {len(effect.table)} lesions in "
             f"{_minutes(took.seconds)} on {took.device}."
         )
-    optional = claims.net("resnet110")
-    needed = [n for n in selection.nets if claims.label(*n) not in effects and n != optional]
+    optional = figures.net("resnet110")
+    needed = [n for n in selection.nets if figures.label(*n) not in effects and n != optional]
     if needed:
         estimates = []
         for arch, shortcut in needed:
-            name = claims.label(arch, shortcut)
+            name = figures.label(arch, shortcut)
             estimate, where = estimated_seconds(arch, lesion_times(lesions, selection))
             when = (
                 f"about {_minutes(estimate)} on {where}, {lesion_passes(arch):.0f} passes over the test set"
@@ -253,10 +257,10 @@ def lesion_notes(selection: claims.Selection, lesions: pd.DataFrame) -> str:
             estimates.append(
                 f"{name} ({when})" if (arch, shortcut) in selection.present else f"{name} (no run yet)"
             )
-        command = claims.lesion_command(selection, [claims.label(*n) for n in needed])
+        command = figures.lesion_command(selection, [figures.label(*n) for n in needed])
         parts.append(f"**No lesion yet** for {', '.join(estimates)}: {command}.")
-    if claims.label(*optional) not in effects:
-        parts.append(f"{claims.label(*optional)} is added when it has a run and a lesion.csv.")
+    if figures.label(*optional) not in effects:
+        parts.append(f"{figures.label(*optional)} is added when it has a run and a lesion.csv.")
     return " ".join(parts)
 
 
@@ -280,6 +284,7 @@ def class_errors(lesions: pd.DataFrame, arch: str, shortcut: str) -> pd.DataFram
     return rows.groupby(["block", "name", "changes_shape"], as_index=False)[["test_error", *classes]].mean()
 
 
+@plots.book_style()
 def class_figure(depth: int, block: int, tables: dict[str, pd.DataFrame]) -> Figure:
     """Each class's test error with block `block` removed (colour) against the intact net (grey), one panel
     per net; a panel says so where the block cannot be removed."""
@@ -315,9 +320,9 @@ def class_figure(depth: int, block: int, tables: dict[str, pd.DataFrame]) -> Fig
 def lesion_explorer(runs: pd.DataFrame, lesions: pd.DataFrame) -> LesionExplorer | None:
     """One slider per depth with lesions (0 = nothing removed, k = block k removed), linked in the browser
     to pre-rendered per-class error charts of the ResNet and the plain net of that depth."""
-    selection = claims.select_figure(runs, "lesion")
-    rows = claims.rows_of(lesions, selection)
-    pairs = lesion_pairs(claims.lesion_effects(lesions, selection))
+    selection = figures.select_figure(runs, "lesion")
+    rows = figures.rows_of(lesions, selection)
+    pairs = lesion_pairs(signals.lesion_effects(lesions, selection))
     if not pairs:
         return None
     sliders, stacks, links, boxes = {}, {}, [], []
@@ -343,11 +348,11 @@ def lesion_explorer(runs: pd.DataFrame, lesions: pd.DataFrame) -> LesionExplorer
     return LesionExplorer(widgets.VBox(boxes), sliders, stacks, links)
 
 
-def explorer_note(explorer: LesionExplorer | None, selection: claims.Selection) -> Markdown:
+def explorer_note(explorer: LesionExplorer | None, selection: figures.Selection) -> Markdown:
     if explorer is None:
         return Markdown(
             "**No lesion yet**, so there is nothing to slide through: "
-            f"{claims.lesion_command(selection, [claims.label(*n) for n in selection.nets[:2]])}."
+            f"{figures.lesion_command(selection, [figures.label(*n) for n in selection.nets[:2]])}."
         )
     return Markdown(
         "Grey bars: the intact net; coloured bars: the same net without the chosen block. Blocks are "
@@ -364,11 +369,11 @@ def analyze_lesion_nets(folders, data: str | None = None, device: str = "auto") 
     """Run (or reuse) the lesion study of the runs among `folders` that the lesion figure shows."""
     from .results import is_finished, read_run_record
 
-    wanted = set(claims.FIGURES["lesion"][0])
+    wanted = set(figures.FIGURES["lesion"][0])
     done = []
     for folder in filter(is_finished, folders):
         record = read_run_record(folder)
-        if claims.net(record["arch"], record["shortcut"]) in wanted:
+        if figures.net(record["arch"], record["shortcut"]) in wanted:
             done.append(lesion.analyze_run(folder, data=data, device=device)[0])
     return done
 
@@ -382,7 +387,7 @@ def closing_note(runs: pd.DataFrame, grad_norms: pd.DataFrame, layer_std: pd.Dat
     check = claims.check_lesion(runs, lesions)
     result = f"**{check.status}**" + (f": {check.ours}" if check.ours else f"; run {check.note}")
     items.append(f"- {check.claim} ({check.source}, not the paper): {result}.")
-    selection = claims.select_figure(runs, "lesion")
+    selection = figures.select_figure(runs, "lesion")
     times = lesion_times(lesions, selection)
     if times.empty:
         items.append("- `analyze lesion` has not run on these nets yet.")

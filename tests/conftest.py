@@ -1,5 +1,6 @@
 """Shared fixtures: the real CIFAR-10 archive from ../shared, skipped with a clear reason when absent."""
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,12 @@ from resnet_repro.data import CifarData, load_cifar10
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+# A shell starts background jobs (`pytest ... &`, nohup) with SIGINT ignored, and the ignoring is inherited
+# by every process they start: the Ctrl-C tests would then test nothing. Python's own handler is what a
+# user's terminal gives; the subprocesses the tests start get the default again (handlers reset on exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import papermill
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from resnet_repro.book import CHAPTER_EXPERIMENTS
 from resnet_repro.experiments import EXPERIMENTS, experiment_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -190,15 +191,30 @@ def test_runner_passes_parameters_hides_the_injected_cell_and_clears(tmp_path):
 
 def test_at_a_training_budget_the_training_chapters_run_first_one_at_a_time(tmp_path):
     reader, trainer_a, counter, trainer_b = tiny_book(
-        tmp_path, "print(1)", "reproduce('fig1')", "print(2)", "reproduce('fig6')"
+        tmp_path, "print(1)", "print(2)", "print(3)", "print(4)"
     )
-    assert trains(trainer_a) and not trains(reader)
-    assert phases([reader, trainer_a, counter, trainer_b], "quick") == [
+    chapters = {"c2": ("fig1",), "c4": ("fig6",)}  # as book.CHAPTER_EXPERIMENTS declares the real ones
+    assert trains(trainer_a, chapters) and not trains(reader, chapters)
+    assert phases([reader, trainer_a, counter, trainer_b], "quick", chapters) == [
         [trainer_a],
         [trainer_b],
         [reader, counter],
     ]
-    assert phases([reader, trainer_a], "results") == [[reader, trainer_a]]  # nothing trains: all at once
+    assert phases([reader, trainer_a], "results", chapters) == [[reader, trainer_a]]  # all at once
+
+
+def test_the_chapters_that_train_are_the_ones_the_package_declares():
+    """A chapter trains through ``book.train_chapter("<its own name>", ...)`` exactly when
+    ``book.CHAPTER_EXPERIMENTS`` names it, so the runner's order follows what the chapters do."""
+    calling = {}
+    for notebook in toc_notebooks():
+        cells = nbformat.read(notebook, as_version=4).cells
+        source = "\n".join(cell.source for cell in cells if cell.cell_type == "code")
+        calls = re.findall(r'book\.train_chapter\("([^"]+)"', source)
+        if calls:
+            calling[notebook.stem] = calls
+        assert "reproduce(" not in source, f"{notebook.name} trains outside book.train_chapter"
+    assert calling == {name: [name] for name in CHAPTER_EXPERIMENTS}
 
 
 def test_runner_fails_and_names_the_error(tmp_path):

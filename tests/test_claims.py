@@ -1,7 +1,7 @@
 """The book's computed statements (resnet_repro.claims) on small hand-made result frames.
 
-The frames have exactly the columns of resnet_repro.results' readers; their numbers are made up for
-the test and never leave it. test_plots.py and test_explorer.py build their frames with the helpers here.
+The frames (built with the helpers in fakes.py) have exactly the columns of resnet_repro.results' readers;
+their numbers are made up for the test and never leave it.
 """
 
 from __future__ import annotations
@@ -11,85 +11,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
 
-from resnet_repro import claims
+from resnet_repro import claims, cost_tables, figures, notes, provenance, tables
 from resnet_repro.config import RunConfig
-from resnet_repro.models import parse_arch
 from resnet_repro.paper import paper_value
 from resnet_repro.results import (
-    HISTORY_COLUMNS,
     LAYER_STD_COLUMNS,
-    RUN_COLUMNS,
     RUN_KEYS,
     load_histories,
     load_layer_std,
     load_runs,
 )
 
-ITERATIONS = {"smoke": 10, "quick": 8000, "full": 64000}
-
-
-def run_row(arch, shortcut="A", test=10.0, train=5.0, seed=0, budget="full", dataset="cifar10-official"):
-    family, depth = parse_arch(arch)
-    shortcut = claims.PLAIN if family == "plain" else shortcut
-    name = f"{arch}-{shortcut}-seed{seed}" if family == "resnet" else f"{arch}-seed{seed}"
-    return {
-        "experiment": budget,
-        "run": name,
-        "arch": arch,
-        "family": family,
-        "depth": depth,
-        "shortcut": shortcut,
-        "seed": seed,
-        "budget": budget,
-        "iterations": ITERATIONS.get(budget, 1000),
-        "dataset": dataset,
-        "device_name": "test device",
-        "final_test_error": test,
-        "final_train_error": train,
-        "params": 1000 * depth,
-        "wall_time_s": 60.0,
-        "path": f"/nonexistent/{budget}/{name}",
-    }
-
-
-def toy_runs(*rows: dict) -> pd.DataFrame:
-    return pd.DataFrame.from_records(list(rows), columns=RUN_COLUMNS)
-
-
-def toy_histories(runs: pd.DataFrame, points: int = 4) -> pd.DataFrame:
-    """Curves falling linearly from 90% to each run's final errors."""
-    frames = []
-    for run in runs.itertuples():
-        iterations = np.linspace(run.iterations / points, run.iterations, points).astype(int)
-        keys = {key: getattr(run, key) for key in RUN_KEYS}
-        frames.append(
-            pd.DataFrame(
-                {
-                    **keys,
-                    "iteration": iterations,
-                    "lr": 0.1,
-                    "train_loss": 1.0,
-                    "train_error": np.linspace(90, run.final_train_error, points),
-                    "test_error": np.linspace(90, run.final_test_error, points),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)[RUN_KEYS + HISTORY_COLUMNS]
-
-
-def toy_layer_std(runs: pd.DataFrame, level: dict[str, float]) -> pd.DataFrame:
-    """Each 3x3 layer of a net (depth - 1 of them) responds with std = level[arch] plus a small wiggle."""
-    frames = []
-    for run in runs.itertuples():
-        layers = np.arange(1, run.depth)
-        keys = {key: getattr(run, key) for key in RUN_KEYS}
-        std = level[run.arch] + 0.01 * np.sin(layers)
-        frames.append(pd.DataFrame({**keys, "layer": layers, "name": [f"l{i}" for i in layers], "std": std}))
-    return pd.concat(frames, ignore_index=True)[RUN_KEYS + LAYER_STD_COLUMNS]
-
-
-EMPTY_RUNS = toy_runs()
 EMPTY_LAYER_STD = pd.DataFrame(columns=RUN_KEYS + LAYER_STD_COLUMNS)
 
 
@@ -103,7 +37,7 @@ def test_select_runs_takes_each_nets_longest_budget_and_says_what_is_missing_or_
         run_row("plain20", budget="full"),
         run_row("plain20", budget="smoke"),
     )
-    selection = claims.select_runs(runs, claims.FIGURES["fig1"][0])
+    selection = figures.select_runs(runs, figures.FIGURES["fig1"][0])
     # per net: full plain-20 (its quick and smoke runs stay out), quick plain-56, nothing missing
     assert sorted(zip(selection.runs.arch, selection.runs.budget, strict=True)) == [
         ("plain20", "full"),
@@ -112,7 +46,7 @@ def test_select_runs_takes_each_nets_longest_budget_and_says_what_is_missing_or_
     assert selection.budgets == ("full", "quick") and selection.budget is None and not selection.missing
     assert selection.nets_at("quick") == (("plain56", "-"),)
     assert selection.other_budgets == ("quick", "smoke")
-    note = claims.provenance_note(selection, "fig1")
+    note = notes.provenance_note(selection, "fig1")
     assert "budget **full** (64,000 iterations: the paper's schedule) for plain-20" in note
     assert (
         "budget **quick** (8,000 iterations, 1/8 of the paper's 64,000-iteration schedule) for plain-56"
@@ -127,12 +61,12 @@ def test_a_comparison_uses_one_budget_covering_most_nets_then_the_longest():
         run_row("plain56", budget="quick"),
         run_row("plain20", budget="full"),
     )
-    common = claims.select_figure(runs, "fig1")  # a figure compares its nets: one budget
+    common = figures.select_figure(runs, "fig1")  # a figure compares its nets: one budget
     assert common.budget == "quick" and not common.missing and common.other_budgets == ("full",)
-    assert claims.gaps_note(common, "fig1") == "Also stored, not shown: budget full (plain-20)."
-    assert claims.select_figure(runs, "fig1", common=False).budgets == ("full", "quick")
+    assert notes.gaps_note(common, "fig1") == "Also stored, not shown: budget full (plain-20)."
+    assert figures.select_figure(runs, "fig1", common=False).budgets == ("full", "quick")
     both_full = toy_runs(*runs.to_dict("records"), run_row("plain56", budget="full"))
-    assert claims.select_figure(both_full, "fig1", common=True).budget == "full"
+    assert figures.select_figure(both_full, "fig1", common=True).budget == "full"
 
 
 def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_paper():
@@ -140,10 +74,10 @@ def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_
     runs = toy_runs(
         run_row("resnet20", budget="full"), run_row("resnet20", **quick), run_row("resnet56", **quick)
     )
-    assert claims.select_figure(runs, "table6").budgets == ("full", "quick")
-    table = claims.table6(runs).set_index("net")["our budget"]
+    assert figures.select_figure(runs, "table6").budgets == ("full", "quick")
+    table = tables.table6(runs).set_index("net").our_budget
     assert table["ResNet-20"] == "full" and table["ResNet-56"] == "quick" and table["ResNet-110"] == ""
-    note = claims.provenance_note(claims.select_figure(runs, "table6"), "table6")
+    note = notes.provenance_note(figures.select_figure(runs, "table6"), "table6")
     assert (
         "ResNet-1202. To add them: `python -m resnet_repro reproduce table6 --budget quick --include-1202`"
         in note
@@ -152,13 +86,13 @@ def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_
 
 def test_notes_name_the_missing_nets_with_the_command_and_the_device():
     runs = toy_runs(run_row("plain20", budget="quick", dataset="cifar10-jpeg"))
-    note = claims.provenance_note(claims.select_figure(runs, "fig1"), "fig1")
+    note = notes.provenance_note(figures.select_figure(runs, "fig1"), "fig1")
     assert "1 seed per net, on test device" in note and "lossy JPEG copy" in note
     assert (
         "**Not run yet:** plain-56. To add them: `python -m resnet_repro reproduce fig1 --budget quick`"
         in note
     )
-    assert claims.short_provenance(claims.select_figure(runs, "fig1")) == (
+    assert notes.short_provenance(figures.select_figure(runs, "fig1")) == (
         "budget quick (8,000 it., 1/8 of the paper's schedule) · cifar10-jpeg (lossy JPEG copy) · test device"
     )
 
@@ -166,10 +100,10 @@ def test_notes_name_the_missing_nets_with_the_command_and_the_device():
 def test_a_non_standard_length_ranks_by_iterations_and_reproduces_with_its_flags():
     long_quick = run_row("plain20", budget="quick-20000it") | {"iterations": 20000}
     runs = toy_runs(run_row("plain20", budget="quick"), long_quick)
-    selection = claims.select_runs(runs, [claims.net("plain20")])
+    selection = figures.select_runs(runs, [figures.net("plain20")])
     assert selection.budget == "quick-20000it"
-    assert claims.budget_flags(selection.budget) == "--budget quick --iterations 20000"
-    assert claims.is_smoke("smoke-120it") and not claims.is_smoke("quick")
+    assert figures.budget_flags(selection.budget) == "--budget quick --iterations 20000"
+    assert figures.is_smoke("smoke-120it") and not figures.is_smoke("quick")
 
 
 def test_select_runs_prefers_the_dataset_covering_more_nets_then_the_official_one():
@@ -178,11 +112,11 @@ def test_select_runs_prefers_the_dataset_covering_more_nets_then_the_official_on
         run_row("plain56", dataset="cifar10-jpeg"),
         run_row("plain20", dataset="cifar10-official"),
     )
-    assert claims.select_figure(runs, "fig1").dataset == "cifar10-jpeg"
+    assert figures.select_figure(runs, "fig1").dataset == "cifar10-jpeg"
     tie = toy_runs(
         run_row("plain20", dataset="cifar10-jpeg"), run_row("plain20", seed=1, dataset="cifar10-official")
     )
-    assert claims.select_figure(tie, "fig1").dataset == "cifar10-official"
+    assert figures.select_figure(tie, "fig1").dataset == "cifar10-official"
 
 
 def test_rows_of_keeps_only_the_selected_budget_of_a_run_name_shared_across_budgets():
@@ -190,19 +124,19 @@ def test_rows_of_keeps_only_the_selected_budget_of_a_run_name_shared_across_budg
         run_row("plain20", budget="quick", test=30.0), run_row("plain20", budget="full", test=8.0)
     )
     histories = toy_histories(runs)
-    rows = claims.rows_of(histories, claims.select_figure(runs, "fig1"))
+    rows = figures.rows_of(histories, figures.select_figure(runs, "fig1"))
     assert set(rows.budget) == {"full"} and rows.test_error.iloc[-1] == 8.0
 
 
 def test_empty_results_folder_gives_empty_selections_and_no_run_verdicts(tmp_path):
     runs, layer_std = load_runs(tmp_path / "absent"), load_layer_std(tmp_path / "absent")
-    assert claims.select_figure(runs, "fig6_plain").empty
-    assert claims.rows_of(load_histories(tmp_path / "absent"), claims.select_figure(runs, "fig1")).empty
+    assert figures.select_figure(runs, "fig6_plain").empty
+    assert figures.rows_of(load_histories(tmp_path / "absent"), figures.select_figure(runs, "fig1")).empty
     status = claims.claims_status(runs, layer_std)
     trained = status[status.runs != "counted, no training"]
-    assert set(trained["holds?"]) == {claims.NO_RUN}
+    assert set(trained.status) == {claims.NO_RUN}
     assert all("python -m resnet_repro reproduce" in note for note in trained.runs)
-    assert "No run yet" in claims.missing_note("fig1")
+    assert "No run yet" in notes.missing_note("fig1")
 
 
 def test_net_results_averages_seeds_and_keeps_the_figure_order():
@@ -211,7 +145,7 @@ def test_net_results_averages_seeds_and_keeps_the_figure_order():
         run_row("resnet56", test=9.0, seed=1),
         run_row("resnet20", test=9.0),
     )
-    table = claims.net_results(claims.select_figure(runs, "fig6_resnet"))
+    table = figures.net_results(figures.select_figure(runs, "fig6_resnet"))
     assert list(table.label) == ["ResNet-20", "ResNet-56"]
     row = table.set_index("label").loc["ResNet-56"]
     assert row.seeds == 2 and row.test_mean == 8.0 and row.test_std == pytest.approx(np.std([7, 9], ddof=1))
@@ -219,10 +153,10 @@ def test_net_results_averages_seeds_and_keeps_the_figure_order():
 
 
 def test_notes_name_the_lossy_data_and_a_held_out_split():
-    assert "lossy JPEG" in claims.dataset_note("cifar10-jpeg")
-    assert claims.is_lossy("cifar10-jpeg-val5000") and not claims.is_lossy("cifar10-official")
-    assert "5,000 held-out training images" in claims.dataset_note("cifar10-official-val5000")
-    assert "my_folder" in claims.dataset_note("my_folder")
+    assert "lossy JPEG" in notes.dataset_note("cifar10-jpeg")
+    assert notes.is_lossy("cifar10-jpeg-val5000") and not notes.is_lossy("cifar10-official")
+    assert "5,000 held-out training images" in notes.dataset_note("cifar10-official-val5000")
+    assert "my_folder" in notes.dataset_note("my_folder")
 
 
 # ---- verdicts ------------------------------------------------------------------------------------
@@ -244,7 +178,7 @@ def test_degradation_compares_plain56_with_plain20(deep_train, deep_test, verdic
 def test_smoke_runs_are_too_short_to_judge():
     runs = toy_runs(run_row("plain20", budget="smoke"), run_row("plain56", budget="smoke", train=50.0))
     assert claims.check_degradation(runs).status == claims.TOO_SHORT
-    assert "too short to judge" in claims.degradation_summary(runs)
+    assert "too short to judge" in notes.degradation_summary(runs)
 
 
 def test_residual_beats_plain_and_deeper_resnets_are_better():
@@ -263,9 +197,9 @@ def test_residual_beats_plain_and_deeper_resnets_are_better():
 
 def test_depth_summary_says_whether_error_rises_with_depth():
     runs = toy_runs(*(run_row(f"plain{d}", train=t) for d, t in ((20, 5.0), (32, 6.0), (44, 7.0), (56, 8.0))))
-    text = claims.degradation_summary(runs)
+    text = notes.degradation_summary(runs)
     assert "plain-20 5.00%, plain-32 6.00%" in text and "here it rises: the claim **holds**" in text
-    ordered, trend = claims.depth_trend(claims.select_figure(runs, "fig6_plain"))
+    ordered, trend = notes.depth_trend(figures.select_figure(runs, "fig6_plain"))
     assert trend == "rises" and len(ordered) == 4
 
 
@@ -283,7 +217,7 @@ def test_resnet110_is_compared_with_the_papers_spread_only_at_the_full_budget():
 
 
 def test_the_shortcut_criterion_holds_on_the_papers_own_table3():
-    paper = claims.paper_table3().set_index("model")["top-1 error (%)"]
+    paper = tables.paper_table3().set_index("model").top1_error
     options = {o: paper[f"ResNet-34 {o}"] for o in "ABC"}
     assert claims.shortcut_gap_small(paper["plain-34"], options)
     assert not claims.shortcut_gap_small(10.0, {"A": 9.0, "B": 7.0, "C": 8.5})
@@ -307,13 +241,13 @@ def test_shortcut_table_reports_mean_and_spread_over_the_seeds_stored_and_every_
         run_row("resnet20", shortcut="B", test=9.5, seed=2, budget="quick"),
         run_row("resnet56", shortcut="C", test=7.25, budget="quick"),
     )
-    table = claims.shortcut_table(runs).set_index("net")
+    table = tables.shortcut_table(runs).set_index("net")
     assert list(table.index) == [f"ResNet-{d} {o}" for d in (20, 56) for o in "ABC"]
     three = table.loc["ResNet-20 B"]
     assert three.seeds == 3 and three.budget == "quick"
-    assert three["test error (%)"] == f"{np.mean([8, 9, 9.5]):.2f} ± {np.std([8, 9, 9.5], ddof=1):.2f}%"
-    assert table.loc["ResNet-56 C", "test error (%)"] == "7.25%"  # one seed: no spread
-    assert table.loc["ResNet-20 A", "test error (%)"] == claims.NO_RUN and table.loc["ResNet-20 A"].seeds == 0
+    assert three["test_error"] == f"{np.mean([8, 9, 9.5]):.2f} ± {np.std([8, 9, 9.5], ddof=1):.2f}%"
+    assert table.loc["ResNet-56 C", "test_error"] == "7.25%"  # one seed: no spread
+    assert table.loc["ResNet-20 A", "test_error"] == claims.NO_RUN and table.loc["ResNet-20 A"].seeds == 0
 
 
 def test_layer_responses_checked_pairwise():
@@ -330,16 +264,16 @@ def test_claims_status_has_one_row_per_claim_with_the_papers_numbers():
     status = claims.claims_status(EMPTY_RUNS, EMPTY_LAYER_STD)
     assert list(status.columns) == [
         "claim",
-        "paper's figure/table",
-        "paper's number",
+        "source",
+        "paper",
         "ours",
-        "holds?",
+        "status",
         "runs",
     ]
     assert len(status) == 8
-    assert f"{paper_value('test_error', 'ResNet-110'):.2f}%" in " ".join(status["paper's number"])
+    assert f"{paper_value('test_error', 'ResNet-110'):.2f}%" in " ".join(status.paper)
     counted = status[status.runs == "counted, no training"]
-    assert set(counted["holds?"]) == {claims.HOLDS}  # our counts agree with the paper's Figure 3 / 4.1
+    assert set(counted.status) == {claims.HOLDS}  # our counts agree with the paper's Figure 3 / 4.1
 
 
 # ---- tables and costs ----------------------------------------------------------------------------
@@ -347,25 +281,34 @@ def test_claims_status_has_one_row_per_claim_with_the_papers_numbers():
 
 def test_table6_puts_counted_parameters_and_our_errors_beside_the_papers():
     runs = toy_runs(run_row("resnet20", test=8.0), run_row("resnet20", test=9.0, seed=1))
-    table = claims.table6(runs).set_index("net")
-    assert table.loc["ResNet-20", "paper error (%)"] == paper_value("test_error", "ResNet-20")
-    assert table.loc["ResNet-20", "our error (%)"] == 8.5 and table.loc["ResNet-20", "seeds"] == 2
-    assert table.loc["ResNet-56", "seeds"] == 0 and np.isnan(table.loc["ResNet-56", "our error (%)"])
-    assert table.loc["ResNet-110", "our params (M)"] == pytest.approx(
+    table = tables.table6(runs).set_index("net")
+    assert table.loc["ResNet-20", "paper_error"] == paper_value("test_error", "ResNet-20")
+    assert table.loc["ResNet-20", "our_error"] == 8.5 and table.loc["ResNet-20", "seeds"] == 2
+    assert table.loc["ResNet-56", "seeds"] == 0 and np.isnan(table.loc["ResNet-56", "our_error"])
+    assert table.loc["ResNet-110", "our_params_m"] == pytest.approx(
         paper_value("params", "ResNet-110") / 1e6, abs=0.05
     )
 
 
 def test_cost_rows_use_each_builders_default_option_and_refuse_unknown_names():
-    assert claims.cost_row("ResNet-56").shortcut == "A" and claims.cost_row("ResNet-56").input_shape[1] == 32
-    assert claims.cost_row("ResNet-50").shortcut == "B" and claims.cost_row("ResNet-50").input_shape[1] == 224
-    assert claims.cost_row("ResNet-34 C").shortcut == "C" and claims.cost_row("plain-34").shortcut is None
+    assert (
+        cost_tables.cost_row("ResNet-56").shortcut == "A"
+        and cost_tables.cost_row("ResNet-56").input_shape[1] == 32
+    )
+    assert (
+        cost_tables.cost_row("ResNet-50").shortcut == "B"
+        and cost_tables.cost_row("ResNet-50").input_shape[1] == 224
+    )
+    assert (
+        cost_tables.cost_row("ResNet-34 C").shortcut == "C"
+        and cost_tables.cost_row("plain-34").shortcut is None
+    )
     with pytest.raises(ValueError, match="unknown net"):
-        claims.cost_row("ResNet 34")
+        cost_tables.cost_row("ResNet 34")
 
 
 def test_costs_carry_the_papers_values_where_it_states_them():
-    costs = claims.costs_of(["ResNet-20", "plain-20", "VGG-19"]).set_index("name")
+    costs = cost_tables.costs_of(["ResNet-20", "plain-20", "VGG-19"]).set_index("name")
     assert costs.loc["ResNet-20", "paper_params"] == paper_value("params", "ResNet-20")
     assert np.isnan(costs.loc["plain-20", "paper_params"])
     assert costs.loc["VGG-19", "paper_macs"] == paper_value("macs", "VGG-19")
@@ -374,14 +317,14 @@ def test_costs_carry_the_papers_values_where_it_states_them():
 
 def test_ratios_and_the_five_times_check_on_a_toy_table():
     costs = pd.DataFrame({"name": ["VGG-19", "ResNet-34 B"], "params": [660, 100], "macs": [540, 100]})
-    ratios = claims.vgg_resnet_ratios(costs)
+    ratios = cost_tables.vgg_resnet_ratios(costs)
     assert ratios.params_ratio == 6.6 and ratios.macs_ratio == 5.4 and ratios.macs_fraction == 1 / 5.4
     assert claims.check_times_fewer(ratios.params_ratio, claimed=5) == claims.FAILS
     assert claims.check_times_fewer(ratios.macs_ratio, claimed=5) == claims.HOLDS
 
 
 def test_shortcut_parameters_counted_per_option():
-    table = claims.shortcut_param_table(["ResNet-20"]).set_index("net")["added over plain"]
+    table = cost_tables.shortcut_param_table(["ResNet-20"]).set_index("net").added_over_plain
     assert table["ResNet-20 A"] == 0 and 0 < table["ResNet-20 B"] < table["ResNet-20 C"]
 
 
@@ -392,12 +335,12 @@ def test_train_command_repeats_the_non_default_settings():
     config = RunConfig(
         arch="resnet56", shortcut="B", budget="quick", iterations=2000, seed=3, data="x.tar.gz"
     )
-    command = claims.train_command(config.to_dict())
+    command = provenance.train_command(config.to_dict())
     assert command.startswith(
         "python -m resnet_repro train --arch resnet56 --shortcut B --budget quick --seed 3"
     )
     assert "--iterations 2000" in command and "--data x.tar.gz" in command and "--device" not in command
-    assert "--shortcut" not in claims.train_command(RunConfig(arch="plain20").to_dict())
+    assert "--shortcut" not in provenance.train_command(RunConfig(arch="plain20").to_dict())
 
 
 def test_provenance_table_reads_each_runs_record(tmp_path):
@@ -415,12 +358,10 @@ def test_provenance_table_reads_each_runs_record(tmp_path):
     }
     (folder / "run.json").write_text(json.dumps(record))
     runs = toy_runs(run_row("plain20", dataset="cifar10-jpeg") | {"path": str(folder)})
-    row = claims.provenance_table(runs).iloc[0]
+    row = provenance.provenance_table(runs).iloc[0]
     assert row.command == "python -m resnet_repro train --arch plain20 --budget full --seed 0"
-    assert (
-        row.commit == "0123456789" and row.dataset == "cifar10-jpeg (lossy)" and row["wall time (min)"] == 1.0
-    )
-    deviations = " ".join(claims.recorded_deviations(runs))
+    assert row.commit == "0123456789" and row.dataset == "cifar10-jpeg (lossy)" and row.wall_time_min == 1.0
+    deviations = " ".join(notes.recorded_deviations(runs))
     assert "lossy JPEG" in deviations and "bf16" in deviations and "torch.compile" in deviations
 
 
@@ -445,19 +386,19 @@ def quick_fig6(plain_train=(5.0, 6.0, 7.0, 8.0), resnet_test=(8.5, 7.5, 7.0, 6.8
 
 def verdicts(runs, layer_std=EMPTY_LAYER_STD) -> dict[str, str]:
     status = claims.claims_status(runs, layer_std)
-    return dict(zip(status["paper's figure/table"], status["holds?"], strict=True))
+    return dict(zip(status.source, status.status, strict=True))
 
 
 def test_status_on_quick_runs_holds_where_the_orderings_hold_and_says_no_run_yet_for_the_rest():
     runs = toy_runs(*quick_fig6())
-    status = claims.claims_status(runs, EMPTY_LAYER_STD).set_index("paper's figure/table")
-    assert status.loc["Figure 1", "holds?"] == claims.HOLDS
-    assert status.loc["Figure 6", "holds?"] == claims.HOLDS  # ResNet-56 below plain-56
-    assert status.loc["Figure 6, Table 6", "holds?"] == claims.HOLDS  # ResNet-110 below ResNet-20
-    assert status.loc["Table 6", "holds?"] == f"{claims.NOT_COMPARABLE} (budget quick)"
-    assert status.loc["Table 3", "holds?"] == claims.NO_RUN  # no B or C runs
+    status = claims.claims_status(runs, EMPTY_LAYER_STD).set_index("source")
+    assert status.loc["Figure 1", "status"] == claims.HOLDS
+    assert status.loc["Figure 6", "status"] == claims.HOLDS  # ResNet-56 below plain-56
+    assert status.loc["Figure 6, Table 6", "status"] == claims.HOLDS  # ResNet-110 below ResNet-20
+    assert status.loc["Table 6", "status"] == f"{claims.NOT_COMPARABLE} (budget quick)"
+    assert status.loc["Table 3", "status"] == claims.NO_RUN  # no B or C runs
     assert "reproduce shortcuts --budget quick" in status.loc["Table 3", "runs"]
-    assert status.loc["Figure 7", "holds?"] == claims.NO_RUN  # no layer responses
+    assert status.loc["Figure 7", "status"] == claims.NO_RUN  # no layer responses
     # every judged claim names its budget, data and device
     assert status.loc["Figure 1", "runs"] == "quick · cifar10-jpeg · test device"
 
@@ -466,7 +407,7 @@ def test_status_on_quick_runs_fails_where_the_orderings_fail():
     runs = toy_runs(*quick_fig6(plain_train=(8.0, 7.0, 6.0, 5.0), resnet_test=(6.5, 6.8, 7.0, 7.5, 8.5)))
     found = verdicts(runs)
     assert found["Figure 1"] == claims.FAILS and found["Figure 6, Table 6"] == claims.FAILS
-    assert "here it falls: the claim **fails**" in claims.degradation_summary(runs)
+    assert "here it falls: the claim **fails**" in notes.degradation_summary(runs)
 
 
 def test_status_with_shortcut_seeds_and_layer_responses():
@@ -485,8 +426,8 @@ def test_status_with_shortcut_seeds_and_layer_responses():
     levels = {"plain20": 1.0, "plain56": 1.2, "resnet20": 0.8, "resnet56": 0.6, "resnet110": 0.5}
     found = verdicts(runs, toy_layer_std(runs[runs.arch.isin(levels)], levels))
     assert found["Table 3"] == claims.HOLDS and found["Figure 7"] == claims.HOLDS
-    table = claims.shortcut_table(runs).set_index("net")
-    assert list(table.seeds) == [3, 3, 3, 3, 3, 3] and "±" in table.loc["ResNet-56 B", "test error (%)"]
+    table = tables.shortcut_table(runs).set_index("net")
+    assert list(table.seeds) == [3, 3, 3, 3, 3, 3] and "±" in table.loc["ResNet-56 B", "test_error"]
 
 
 def test_a_claim_never_compares_runs_of_different_budgets():
@@ -508,19 +449,19 @@ def test_a_claim_never_compares_runs_of_different_budgets():
 
 
 def test_budget_text_relates_the_length_to_the_papers_schedule():
-    assert claims.budget_text("quick", 8000) == (
+    assert notes.budget_text("quick", 8000) == (
         "**quick** (8,000 iterations, 1/8 of the paper's 64,000-iteration schedule)"
     )
-    assert claims.budget_text("full", 64000, short=True) == "full (64,000 it.: the paper's schedule)"
-    assert claims.budget_text("quick-20000it", 20000, short=True) == (
+    assert notes.budget_text("full", 64000, short=True) == "full (64,000 it.: the paper's schedule)"
+    assert notes.budget_text("quick-20000it", 20000, short=True) == (
         "quick-20000it (20,000 it., 5/16 of the paper's schedule)"
     )
-    assert "plumbing check" in claims.budget_text("smoke", 10)
+    assert "plumbing check" in notes.budget_text("smoke", 10)
 
 
 def test_results_overview_counts_runs_and_lists_what_is_missing_with_commands():
     runs = toy_runs(*quick_fig6())
-    text = claims.results_overview(runs)
+    text = notes.results_overview(runs)
     assert "**9 finished runs**: 9 at budget **quick** (8,000 iterations, 1/8" in text
     assert "9 of them were trained on **cifar10-jpeg**, a lossy JPEG copy" in text
     assert "Trained on test device: 0.1 hours in all." in text
@@ -528,7 +469,7 @@ def test_results_overview_counts_runs_and_lists_what_is_missing_with_commands():
         "**Not run yet** at any budget: ResNet-20 B, ResNet-20 C, ResNet-56 B, ResNet-56 C. "
         "`python -m resnet_repro reproduce shortcuts --budget quick` trains them."
     )
-    empty = claims.results_overview(EMPTY_RUNS)
+    empty = notes.results_overview(EMPTY_RUNS)
     assert empty.startswith("**No runs stored yet**")
     assert empty.endswith("`python -m resnet_repro reproduce fig6 shortcuts --budget quick` trains them.")
 
@@ -537,11 +478,11 @@ def test_the_page_names_shared_runs_once_above_the_status_table():
     status = claims.claims_status(toy_runs(*quick_fig6()), EMPTY_LAYER_STD)
     table, note = claims.status_for_page(status)
     assert note.endswith("(budget · data · device): quick · cifar10-jpeg · test device.")
-    by_source = table.set_index("paper's figure/table").runs
+    by_source = table.set_index("source").runs
     assert by_source["Figure 1"] == claims.SAME_RUNS and by_source["Section 4.1"] == claims.COUNTED
     assert by_source["Table 3"].startswith(
         "`python -m resnet_repro reproduce shortcuts"
     )  # no run: the command
     mixed = toy_runs(*quick_fig6(), run_row("resnet110", budget="full", dataset="cifar10-jpeg"))
     table, note = claims.status_for_page(claims.claims_status(mixed, EMPTY_LAYER_STD))
-    assert note == "" and table.set_index("paper's figure/table").runs["Table 6"].startswith("full ·")
+    assert note == "" and table.set_index("source").runs["Table 6"].startswith("full ·")

@@ -1,12 +1,15 @@
 """`python -m resnet_repro`: help a newcomer can follow, one-line errors, the commands end to end."""
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from resnet_repro.cli import main
+from resnet_repro.cli import build_parser, config_from_args, main
+from resnet_repro.config import RunConfig
+from resnet_repro.provenance import train_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,6 +85,25 @@ def test_no_speedups_turns_every_speed_option_off(monkeypatch, tmp_path):
     assert {config.channels_last, config.amp, config.compile, config.data_on_device} == {"off"}
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        RunConfig(arch="resnet20"),
+        RunConfig(arch="plain56", budget="full", seed=4),
+        RunConfig(arch="resnet110", shortcut="C", budget="smoke", iterations=12, eval_points=7, device="cpu"),
+        RunConfig(arch="resnet32", shortcut="B", quick_factor=0.3, val_split=5000, data="/data/c10.tar.gz"),
+        RunConfig(arch="resnet56", amp="off", compile="max-autotune", cuda_graph="on", cudnn_benchmark="on"),
+        RunConfig(arch="resnet44", eval_points=50, budget="smoke", seed=2**63 - 1),
+    ],
+)
+def test_the_recorded_train_command_parses_back_to_the_same_config(config):
+    """The command the book prints for a run (from its run.json) trains that very run again."""
+    words = shlex.split(train_command(config.to_dict()))
+    program, argv = words[:3], words[3:]
+    assert program == ["python", "-m", "resnet_repro"]
+    assert config_from_args(build_parser().parse_args(argv)) == config
+
+
 def test_reproduce_dry_run_lists_the_runs(tmp_path, capsys):
     assert main(["reproduce", "fig7", "--budget", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -119,7 +141,7 @@ def test_ctrl_c_while_importing_exits_130_without_a_traceback(module, tmp_path):
 def test_costs_lists_every_cifar_network_of_the_paper_including_resnet_1202(monkeypatch, capsys):
     import pandas as pd
 
-    monkeypatch.setattr("resnet_repro.claims.cifar_costs", lambda names: pd.DataFrame({"name": names}))
+    monkeypatch.setattr("resnet_repro.cost_tables.cifar_costs", lambda names: pd.DataFrame({"name": names}))
     assert main(["costs", "--only", "cifar"]) == 0
     out = capsys.readouterr().out
     assert "ResNet-110" in out and "ResNet-1202" in out

@@ -1,6 +1,6 @@
-"""Loading CIFAR-10: the real shared archive, the tensor cache, and every bad-data case on toy trees."""
+"""Loading CIFAR-10: the real shared archive, the tensor cache, and every bad-data case on toy trees;
+subsets and the validation split on fake data."""
 
-import tarfile
 import time
 import warnings
 from pathlib import Path
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets
+from fakes import fake_cifar, make_tar, make_tree, toy_pixels
 from PIL import Image
 
 import resnet_repro.data as data_module
@@ -25,37 +26,8 @@ from resnet_repro.data import (
 )
 
 # ---------------------------------------------------------------------------------------------------------
-# Toy trees (generated here; never images from CIFAR-10)
+# Toy trees (fakes.make_tree: generated, never images from CIFAR-10)
 # ---------------------------------------------------------------------------------------------------------
-
-TOY_COUNTS = {"train": 3, "test": 2}  # images per class
-
-
-def toy_pixels(split: str, label: int, index: int) -> np.ndarray:
-    """A distinct 32x32 RGB image: channel c holds a value unique to (split, label, index, c)."""
-    base = (0 if split == "train" else 100) + 10 * label + 3 * index
-    pixels = np.empty((32, 32, 3), dtype=np.uint8)
-    pixels[:] = [base, base + 1, base + 2]
-    pixels[0, 0] = [255, 0, 7]  # one odd pixel so a transposed or flipped decode would show
-    return pixels
-
-
-def make_tree(root: Path, suffix: str = ".png", counts: dict | None = None) -> Path:
-    counts = counts or TOY_COUNTS
-    for split, per_class in counts.items():
-        for label, name in enumerate(CIFAR10_CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for index in range(per_class):
-                Image.fromarray(toy_pixels(split, label, index)).save(folder / f"{index:04d}{suffix}")
-    return root
-
-
-def make_tar(tree: Path, archive: Path, wrapper: str | None = None) -> Path:
-    with tarfile.open(archive, "w:gz") as tar:
-        for split in ("train", "test"):
-            tar.add(tree / split, arcname=f"{wrapper}/{split}" if wrapper else split)
-    return archive
 
 
 def load_toy(source: Path, cache_dir: Path, **kwargs) -> CifarData:
@@ -122,29 +94,41 @@ def test_second_load_of_the_archive_comes_from_the_cache(cifar_jpeg, shared_arch
     assert torch.equal(again.test_images, cifar_jpeg.test_images)
 
 
-def test_subset_is_class_balanced_and_deterministic(cifar_jpeg):
-    small = take_subset(cifar_jpeg, (1000, 200))
+# ---------------------------------------------------------------------------------------------------------
+# Subsets and the validation split: index bookkeeping, so fake data in memory shows it (no decoding)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_data() -> CifarData:
+    """600 training and 50 test images per class: room for the sizes the runs use (1,000/200 subsets,
+    the 5,000-image validation split) and too few for 60,000. Read-only, like cifar_jpeg."""
+    return fake_cifar(n_train=6000, n_test=500)
+
+
+def test_subset_is_class_balanced_and_deterministic(fake_data):
+    small = take_subset(fake_data, (1000, 200))
     assert small.train_labels.bincount().tolist() == [100] * 10
     assert small.test_labels.bincount().tolist() == [20] * 10
-    assert small.identity["subset"] == [1000, 200] and small.identity["name"] == "cifar10-jpeg"
-    assert torch.equal(take_subset(cifar_jpeg, (1000, 200)).train_images, small.train_images)
-    same_size = take_subset(cifar_jpeg, 500)
+    assert small.identity == {**fake_data.identity, "subset": [1000, 200]}
+    assert torch.equal(take_subset(fake_data, (1000, 200)).train_images, small.train_images)
+    same_size = take_subset(fake_data, 500)
     assert len(same_size.train_labels) == len(same_size.test_labels) == 500
 
 
 @pytest.mark.parametrize("bad", [15, 0, -10, (1000, 7), 60_000])
-def test_subset_rejects_sizes_that_cannot_be_balanced(cifar_jpeg, bad):
+def test_subset_rejects_sizes_that_cannot_be_balanced(fake_data, bad):
     with pytest.raises(ValueError, match="subset"):
-        take_subset(cifar_jpeg, bad)
+        take_subset(fake_data, bad)
 
 
-def test_validation_split_holds_out_5k_balanced_training_images(cifar_jpeg):
-    split = split_validation(cifar_jpeg)
-    assert len(split.train_labels) == 45_000 and len(split.test_labels) == 5_000
+def test_validation_split_holds_out_5k_balanced_training_images(fake_data):
+    split = split_validation(fake_data)
+    assert len(split.train_labels) == 1_000 and len(split.test_labels) == 5_000  # of 6,000
     assert split.test_labels.bincount().tolist() == [500] * 10
-    assert split.identity["validation"] == {"size": 5000, "seed": 0}
-    assert torch.equal(split_validation(cifar_jpeg).test_images, split.test_images)  # seeded
-    assert not torch.equal(split_validation(cifar_jpeg, seed=1).test_images, split.test_images)
+    assert split.identity == {**fake_data.identity, "validation": {"size": 5000, "seed": 0}}
+    assert torch.equal(split_validation(fake_data).test_images, split.test_images)  # seeded
+    assert not torch.equal(split_validation(fake_data, seed=1).test_images, split.test_images)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import pytest
+from fakes import EMPTY_RUNS, run_row, toy_histories, toy_runs
 from ipywidgets.widgets.widget_link import Link
-from test_claims import EMPTY_RUNS, run_row, toy_histories, toy_runs
 
 from resnet_repro import explorer
 from resnet_repro.flops import count_macs, count_params

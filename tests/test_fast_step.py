@@ -12,14 +12,15 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from test_trainer import TINY, fake_cifar
+from fakes import TINY, fake_cifar
 
 from resnet_repro import fast_step, trainer
 from resnet_repro.config import RunConfig
 from resnet_repro.fast_step import GraphedTrainingLoop, StepInputs, host_syncs, state_tensors
 from resnet_repro.models import build_cifar
 from resnet_repro.results import GRAD_NORM_FILE, HISTORY_FILE, LAYER_STD_FILE, read_run_record
-from resnet_repro.trainer import TrainingLoop, _resolve_cuda_graph, loop_class, resolve_speed, train
+from resnet_repro.trainer import loop_class, train
+from resnet_repro.training_loop import TrainingLoop, _resolve_cuda_graph, resolve_speed
 from resnet_repro.weights import build_model
 
 CPU = torch.device("cpu")

@@ -365,6 +365,13 @@ def test_ctrl_c_mid_epoch_checkpoints_and_the_resumed_run_is_the_same(one_epoch_
     assert len(records[1]["sessions"]) == 2
 
 
+def test_a_run_leaves_the_signal_handlers_as_it_found_them(image_folder, tmp_path):
+    """Ctrl-C and SIGTERM checkpoint only while training; afterwards they do what they did before."""
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    assert run_imagenet(_command_line(image_folder, tmp_path, workers=0)) == 0
+    assert {number: signal.getsignal(number) for number in before} == before
+
+
 def _data_of(folder: Path) -> str:
     return json.loads((folder / "run.json").read_text())["config"]["data"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from test_claims import run_row, toy_runs
-from test_trainer import fake_cifar
+from fakes import fake_cifar, resnet56_errors, run_row, toy_lesions, toy_runs
 
 from resnet_repro import claims, lesion
 from resnet_repro.cli import main
@@ -155,41 +154,6 @@ def test_load_lesions_reads_every_lesion_csv_with_the_run_keys(trained):
 
 
 # ---- the verdict (the literature's, not the paper's) -------------------------------------------
-
-
-def toy_lesions(runs: pd.DataFrame, errors: dict[str, list[float]]) -> pd.DataFrame:
-    """lesion.csv rows: errors[arch] = [intact, block 1, block 2, ...] over the removable blocks."""
-    frames = []
-    for run in runs.itertuples():
-        sites = lesion.removable_sites(build_cifar(run.arch))
-        values = errors[run.arch]
-        rows = [{"block": 0, "name": "", "stage": 0, "changes_shape": False, "test_error": values[0]}]
-        rows += [
-            {
-                "block": s.block,
-                "name": s.name,
-                "stage": s.stage,
-                "changes_shape": s.changes_shape,
-                "test_error": v,
-            }
-            for s, v in zip(sites, values[1:], strict=True)
-        ]
-        table = pd.DataFrame(rows).assign(
-            removed="", seconds=1.0, device="cpu", amp="bf16", weights_sha256="x"
-        )
-        for i in range(10):
-            table[f"error_class{i}"] = table.test_error
-        frames.append(table.assign(**{key: getattr(run, key) for key in RUN_KEYS}))
-    return (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=RUN_KEYS + lesion.LESION_COLUMNS)
-    )
-
-
-def resnet56_errors(keep: float, change: float) -> list[float]:
-    sites = lesion.removable_sites(build_cifar("resnet56"))
-    return [7.0] + [change if s.changes_shape else keep for s in sites]
 
 
 def test_lesion_check_holds_when_the_resnet_shrugs_and_the_plain_net_breaks():

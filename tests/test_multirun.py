@@ -6,13 +6,15 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_trainer import fake_cifar
+from fakes import fake_cifar
 
 from resnet_repro import experiments, multirun
 from resnet_repro.config import RunConfig
 from resnet_repro.multirun import longest_first, train_concurrently
 from resnet_repro.results import CHECKPOINT_FILE, GRAD_NORM_FILE, HISTORY_FILE, LAYER_STD_FILE, run_folder
-from resnet_repro.trainer import GracefulInterrupt, TrainingLoop, train
+from resnet_repro.runtime import GracefulInterrupt
+from resnet_repro.trainer import train
+from resnet_repro.training_loop import TrainingLoop
 
 RUNS = [
     RunConfig(arch="resnet8", device="cpu", iterations=6, eval_points=2, seed=seed, compile="off")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from test_trainer import fake_cifar
+from fakes import fake_cifar
 
 from resnet_repro import fast_step
 from resnet_repro.cli import main

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from test_trainer import fake_cifar  # the toy data of the trainer tests
+from fakes import fake_cifar
 
 from resnet_repro import experiments
 from resnet_repro.config import RunConfig

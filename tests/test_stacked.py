@@ -15,13 +15,13 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from test_trainer import fake_cifar
+from fakes import fake_cifar
 
-from resnet_repro import trainer
+from resnet_repro import training_loop
 from resnet_repro.config import RunConfig
 from resnet_repro.models import build_cifar
 from resnet_repro.stacked import StackedLoop, stack_images, stack_models, unstack_state
-from resnet_repro.trainer import TrainingLoop, resolve_speed
+from resnet_repro.training_loop import TrainingLoop, resolve_speed
 from resnet_repro.weights import build_model
 
 CPU = torch.device("cpu")
@@ -31,7 +31,7 @@ BATCH = 32
 
 @pytest.fixture(autouse=True)
 def small_batches_one_thread(monkeypatch):
-    monkeypatch.setattr(trainer, "BATCH_SIZE", BATCH)  # TrainingLoop's mini-batches
+    monkeypatch.setattr(training_loop, "BATCH_SIZE", BATCH)  # TrainingLoop's mini-batches
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two threads on two busy cores mostly wait for each other
     yield

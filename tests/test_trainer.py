@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakes import TINY, fake_cifar, make_tar, make_tree
 from PIL import Image
-from test_data import make_tar, make_tree  # small fake image-folder trees
 
 import resnet_repro.data as data_module
-from resnet_repro import trainer
+from resnet_repro import trainer, training_loop
 from resnet_repro.cli import main
 from resnet_repro.config import SPEED_FIELDS, RunConfig
 from resnet_repro.data import CACHE_ENV, CifarData
@@ -30,29 +30,9 @@ from resnet_repro.flops import count_params
 from resnet_repro.models import build_cifar, response_layers
 from resnet_repro.results import CHECKPOINT_FILE, HISTORY_FILE, LAYER_STD_FILE, RUN_FILE, read_run_record
 from resnet_repro.runlock import LOCK_FILE, RunLockedError, run_lock
-from resnet_repro.trainer import (
-    GracefulInterrupt,
-    SpeedOptions,
-    TrainingLoop,
-    resolve_device,
-    resolve_speed,
-    train,
-)
-
-TINY = RunConfig(arch="resnet8", budget="smoke", iterations=12, eval_points=3, device="cpu")
-
-
-def fake_cifar(seed: int = 0, n_train: int = 1000, n_test: int = 500) -> CifarData:
-    """Random pixels and balanced labels in CIFAR-10's shapes (toy data, for unit tests only)."""
-    g = torch.Generator().manual_seed(seed)
-    return CifarData(
-        torch.randint(0, 256, (n_train, 3, 32, 32), dtype=torch.uint8, generator=g),
-        torch.arange(n_train) % 10,
-        torch.randint(0, 256, (n_test, 3, 32, 32), dtype=torch.uint8, generator=g),
-        torch.arange(n_test) % 10,
-        [f"class{i}" for i in range(10)],
-        {"name": "fake", "sha256": f"{seed:064d}", "source": "memory", "lossy": False},
-    )
+from resnet_repro.runtime import GracefulInterrupt, cpu_has_native_bf16, resolve_device
+from resnet_repro.trainer import train
+from resnet_repro.training_loop import SpeedOptions, TrainingLoop, resolve_speed
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +70,16 @@ def test_layer_std_has_every_response_layer_in_order(reference):
     assert all(float(r[2]) > 0 for r in rows)
 
 
+def checkout_commit() -> str:
+    """The commit a run here must record: $RESNET_REPRO_COMMIT where set, else this checkout's HEAD."""
+    from resnet_repro.results import COMMIT_ENV
+
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
+    head = ["git", "-C", str(Path(__file__).resolve().parents[1]), "rev-parse", "HEAD"]
+    return subprocess.run(head, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_run_json_records_result_config_and_provenance(reference):
     record = read_run_record(reference)
     history_end = read(reference, HISTORY_FILE).splitlines()[-1].split(",")
@@ -107,7 +97,8 @@ def test_run_json_records_result_config_and_provenance(reference):
     assert record["recipe"]["batch_size"] == 128 and record["recipe"]["milestones"] == [6, 9]
     provenance = record["provenance"]
     assert provenance["dataset"]["name"] == "fake" and provenance["seed"] == 0
-    assert provenance["torch"] == torch.__version__ and provenance["git_commit"]
+    assert provenance["torch"] == torch.__version__
+    assert provenance["git_commit"] == checkout_commit()  # not the fallback "unknown", truthy too
     assert set(record["speed"]) >= {"channels_last", "amp", "compile", "data_on_device"}
     assert record["wall_time_s"] > 0 and record["sessions"] == 1
     assert not (reference / CHECKPOINT_FILE).exists()  # deleted once the results are complete
@@ -234,7 +225,7 @@ def test_speed_options_resolve_per_device_and_can_all_be_switched_off():
     cpu = torch.device("cpu")
     auto = resolve_speed(RunConfig(), cpu, 64_000)
     assert auto.channels_last and auto.data_on_device
-    assert auto.amp == trainer.cpu_has_native_bf16()  # see test_amp_auto_follows_the_cpus_bf16_units
+    assert auto.amp == cpu_has_native_bf16()  # see test_amp_auto_follows_the_cpus_bf16_units
     assert (auto.compile, auto.fused_optimizer, auto.cudnn_benchmark) == ("default", False, False)
     assert resolve_speed(RunConfig(), cpu, 100).compile == "off"  # too short to repay the compile
     off = resolve_speed(RunConfig(**{name: "off" for name in SPEED_FIELDS}), cpu, 64_000)
@@ -354,10 +345,10 @@ def test_reloaded_weights_give_the_recorded_test_error(tmp_path):
 
 def test_amp_auto_follows_the_cpus_bf16_units(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(training_loop, "cpu_has_native_bf16", lambda: True)
     assert resolve_speed(RunConfig(device="cpu"), cpu, 100).amp
     assert not resolve_speed(RunConfig(device="cpu", amp="off"), cpu, 100).amp
-    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(training_loop, "cpu_has_native_bf16", lambda: False)
     assert not resolve_speed(RunConfig(device="cpu"), cpu, 100).amp
 
 
@@ -374,7 +365,7 @@ TINY_ARGS += ["--device", "cpu", "--no-progress"]
 SLOW_CLI = """
 import sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from test_trainer import fake_cifar
+from fakes import fake_cifar
 from resnet_repro import cli, trainer
 pause = float(sys.argv[3])
 prepare, step = trainer.prepare_data, trainer.TrainingLoop.step

@@ -6,11 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import EMPTY_RUNS, resnet56_errors, run_row, toy_layer_std, toy_lesions, toy_runs
 from ipywidgets.widgets.widget_link import Link
-from test_claims import EMPTY_RUNS, run_row, toy_layer_std, toy_runs
-from test_lesion import resnet56_errors, toy_lesions
 
-from resnet_repro import claims, why
+from resnet_repro import claims, figures, notes, signals, why
 from resnet_repro.results import GRAD_NORM_COLUMNS, RUN_KEYS
 
 FOUR = ("plain20", "plain56", "resnet20", "resnet56")
@@ -51,7 +50,7 @@ def test_gradients_are_healthy_when_the_first_layers_keep_a_hundredth_of_the_las
     check = claims.check_gradients(runs, healthy)
     assert check.status == claims.HOLDS and check.source == "Section 4.1"
     assert "plain-56: first/last 0.5" in check.ours
-    summary = claims.gradient_summary(runs, healthy)
+    summary = notes.gradient_summary(runs, healthy)
     assert summary.startswith("**No: no plain net's gradient vanishes in our runs.**")
     assert "| plain-20 |" in summary and "| ResNet-56 |" in summary
 
@@ -61,19 +60,17 @@ def test_gradients_vanish_when_plain56s_first_layers_get_a_thousandth_and_the_te
     norms = toy_grad_norms(runs, {"plain20": 0.5, "plain56": 1e-3, "resnet20": 1.0, "resnet56": 1.0})
     check = claims.check_gradients(runs, norms)
     assert check.status == claims.PARTLY  # plain-20 fine, plain-56 not
-    assert "**Yes: in our runs the gradient does vanish** in plain-56" in claims.gradient_summary(runs, norms)
+    assert "**Yes: in our runs the gradient does vanish** in plain-56" in notes.gradient_summary(runs, norms)
     exploding = toy_grad_norms(runs, {"plain20": 1.0, "plain56": 1e3, "resnet20": 1.0, "resnet56": 1.0})
     assert claims.check_gradients(runs, exploding).status == claims.HOLDS  # not vanishing ...
-    assert "grows more than 100 times the last layers' in plain-56" in claims.gradient_summary(
-        runs, exploding
-    )
+    assert "grows more than 100 times the last layers' in plain-56" in notes.gradient_summary(runs, exploding)
 
 
 def test_gradient_checks_without_runs_or_on_smoke_runs():
     empty = pd.DataFrame(columns=RUN_KEYS + GRAD_NORM_COLUMNS)
     check = claims.check_gradients(EMPTY_RUNS, empty)
     assert check.status == claims.NO_RUN and "reproduce fig7" in check.note
-    assert claims.gradient_summary(EMPTY_RUNS, empty).startswith("**No gradient norms yet.**")
+    assert notes.gradient_summary(EMPTY_RUNS, empty).startswith("**No gradient norms yet.**")
     smoke = four_runs("smoke")
     assert (
         claims.check_gradients(smoke, toy_grad_norms(smoke, dict.fromkeys(FOUR, 0.5))).status
@@ -100,7 +97,7 @@ def test_gradient_figure_has_a_column_per_net_with_a_line_per_chosen_iteration()
     runs = four_runs()
     norms = toy_grad_norms(runs, dict.fromkeys(FOUR, 0.5))
     fig = why.gradient_figure(
-        norms, toy_layer_std(runs, dict.fromkeys(FOUR, 1.0)), claims.FIGURES["gradients"][0]
+        norms, toy_layer_std(runs, dict.fromkeys(FOUR, 1.0)), figures.FIGURES["gradients"][0]
     )
     top, bottom = fig.axes[:4], fig.axes[4:]
     assert [ax.get_title() for ax in top] == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
@@ -116,9 +113,9 @@ def test_gradient_figure_has_a_column_per_net_with_a_line_per_chosen_iteration()
 def test_gradient_notes_name_the_runs_without_gradient_norms():
     runs = four_runs()
     norms = toy_grad_norms(runs.iloc[:3], dict.fromkeys(FOUR, 0.5))
-    note = why.gradient_notes(claims.select_figure(runs, "gradients"), norms)
+    note = why.gradient_notes(figures.select_figure(runs, "gradients"), norms)
     assert "**No gradient norms recorded** for ResNet-56" in note and "--force" in note
-    assert "**No run yet**" in why.gradient_notes(claims.select_figure(EMPTY_RUNS, "gradients"), norms)
+    assert "**No run yet**" in why.gradient_notes(figures.select_figure(EMPTY_RUNS, "gradients"), norms)
 
 
 # ---- the lesion figure, notes and slider -------------------------------------------------------
@@ -132,7 +129,7 @@ def lesioned():
 
 def test_lesion_figure_draws_each_net_against_the_removed_block(lesioned):
     runs, lesions = lesioned
-    pairs = why.lesion_pairs(claims.lesion_effects(lesions, claims.select_figure(runs, "lesion")))
+    pairs = why.lesion_pairs(signals.lesion_effects(lesions, figures.select_figure(runs, "lesion")))
     assert list(pairs) == [56] and list(pairs[56]) == ["ResNet-56", "plain-56"]
     fig = why.lesion_figure(pairs)
     ax = fig.axes[0]
@@ -147,11 +144,11 @@ def test_lesion_figure_draws_each_net_against_the_removed_block(lesioned):
 
 def test_lesion_notes_say_how_long_it_took_and_what_is_missing(lesioned):
     runs, lesions = lesioned
-    note = why.lesion_notes(claims.select_figure(runs, "lesion"), lesions)
+    note = why.lesion_notes(figures.select_figure(runs, "lesion"), lesions)
     assert "ResNet-56: intact 7.00% from the stored weights" in note and "27 lesions in 28 s on cpu" in note
     assert "ResNet-110 is added when it has a run" in note
     only_resnet = lesions[lesions.arch == "resnet56"]
-    note = why.lesion_notes(claims.select_figure(runs, "lesion"), only_resnet)
+    note = why.lesion_notes(figures.select_figure(runs, "lesion"), only_resnet)
     assert "**No lesion yet** for plain-56 (about" in note and "cpu (at the speed measured above)" in note
     assert "`python -m resnet_repro analyze lesion /nonexistent/quick/plain56-seed0`" in note
     assert 14 < why.lesion_passes("resnet56") < 15.5  # 1 + about half a pass for each of 27 blocks
@@ -169,12 +166,12 @@ def test_the_slider_switches_prerendered_views_in_the_browser(lesioned):
     assert all(isinstance(link, Link) for link in explorer.links)  # jslink: no kernel needed
     assert {(link.source[1], link.target[1]) for link in explorer.links} == {("value", "selected_index")}
     assert why.lesion_explorer(EMPTY_RUNS, lesions) is None
-    assert "analyze lesion" in why.explorer_note(None, claims.select_figure(runs, "lesion")).data
+    assert "analyze lesion" in why.explorer_note(None, figures.select_figure(runs, "lesion")).data
 
 
 def test_class_figure_says_where_the_plain_net_cannot_lose_a_block(lesioned):
     runs, lesions = lesioned
-    tables = {name: why.class_errors(lesions, *claims.net(arch)) for name, arch in
+    tables = {name: why.class_errors(lesions, *figures.net(arch)) for name, arch in
               (("ResNet-56", "resnet56"), ("plain-56", "plain56"))}  # fmt: skip
     fig = why.class_figure(56, 10, tables)  # block 10 = stage2.0: the shape changes
     titles = [ax.get_title() for ax in fig.axes]

@@ -7,10 +7,22 @@ nodes (torchrun passes each process its rank through the environment).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from ..cli import positive_int
-from ..config import SWITCH
-from .config import ARCHS, MILESTONE_EPOCHS, MILESTONES, PLATEAU_EPOCHS, PLATEAU_PATIENCE, SCHEDULES
+from ..cli_types import increasing_epochs, positive_int, worker_count
+from ..config import DEVICES, SWITCH
+from ..models import SHORTCUT_OPTIONS
+from .config import (
+    ARCHS,
+    MILESTONE_EPOCHS,
+    MILESTONES,
+    PLATEAU_EPOCHS,
+    PLATEAU_PATIENCE,
+    SCHEDULES,
+    ImageNetConfig,
+)
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(ImageNetConfig)}
 
 EPILOG = f"""\
 examples:
@@ -34,20 +46,6 @@ the same command resumes an interrupted run, on any number of GPUs.
 """
 
 
-def _epochs(value: str) -> tuple[int, ...]:
-    try:
-        epochs = tuple(int(part) for part in value.split(","))
-    except ValueError:
-        epochs = ()
-    if not epochs or any(e < 1 for e in epochs) or list(epochs) != sorted(set(epochs)):
-        raise argparse.ArgumentTypeError(f"expected increasing epochs like 30,60, got {value!r}")
-    return epochs
-
-
-def _workers(value: str) -> int:
-    return 0 if value == "0" else positive_int(value)
-
-
 def add_imagenet_parser(commands) -> argparse.ArgumentParser:
     """Add the `imagenet` subcommand to an `add_subparsers()` object; returns its parser."""
     parser = commands.add_parser(
@@ -64,16 +62,23 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
     net.add_argument(
         "--arch",
         choices=ARCHS,
-        default="resnet34",
+        default=DEFAULTS["arch"],
         metavar="ARCH",
-        help=f"{', '.join(ARCHS)} (default resnet34)",
+        help=f"{', '.join(ARCHS)} (default {DEFAULTS['arch']})",
     )
     net.add_argument(
-        "--shortcut", choices=("A", "B", "C"), help="ResNets: default A for 18/34 (Table 2), B for 50+"
+        "--shortcut", choices=SHORTCUT_OPTIONS, help="ResNets: default A for 18/34 (Table 2), B for 50+"
     )
-    net.add_argument("--seed", type=int, default=0, help="weights, data order, augmentation (default 0)")
+    net.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULTS["seed"],
+        help=f"weights, data order, augmentation (default {DEFAULTS['seed']})",
+    )
     recipe = parser.add_argument_group("recipe (defaults: the paper's)")
-    recipe.add_argument("--schedule", choices=SCHEDULES, default="plateau", help="default plateau")
+    recipe.add_argument(
+        "--schedule", choices=SCHEDULES, default=DEFAULTS["schedule"], help=f"default {DEFAULTS['schedule']}"
+    )
     recipe.add_argument(
         "--epochs",
         type=positive_int,
@@ -81,7 +86,7 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
     )
     recipe.add_argument(
         "--milestones",
-        type=_epochs,
+        type=increasing_epochs,
         default=MILESTONES,
         metavar="E1,E2",
         help=f"milestones schedule: epochs where lr / 10 (default {','.join(map(str, MILESTONES))})",
@@ -92,37 +97,55 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
         default=PLATEAU_PATIENCE,
         help=f"plateau schedule: epochs without a 0.1-point gain before lr / 10 (default {PLATEAU_PATIENCE})",
     )
+    batch, crop, test_size = DEFAULTS["batch_size"], DEFAULTS["crop_size"], DEFAULTS["test_size"]
     recipe.add_argument(
-        "--batch-size", type=positive_int, default=256, help="over all processes (default 256)"
+        "--batch-size", type=positive_int, default=batch, help=f"over all processes (default {batch})"
     )
-    recipe.add_argument("--crop-size", type=positive_int, default=224, help="network input (default 224)")
+    recipe.add_argument(
+        "--crop-size", type=positive_int, default=crop, help=f"network input (default {crop})"
+    )
+    scale = (DEFAULTS["scale_min"], DEFAULTS["scale_max"])
     recipe.add_argument(
         "--scale",
         type=positive_int,
         nargs=2,
-        default=(256, 480),
+        default=scale,
         metavar=("MIN", "MAX"),
-        help="training: shorter side in [MIN, MAX] (default 256 480)",
+        help=f"training: shorter side in [MIN, MAX] (default {scale[0]} {scale[1]})",
     )
     recipe.add_argument(
-        "--test-size", type=positive_int, default=256, help="testing: shorter side (default 256)"
+        "--test-size",
+        type=positive_int,
+        default=test_size,
+        help=f"testing: shorter side (default {test_size})",
     )
     recipe.add_argument(
         "--mean-samples",
         type=positive_int,
-        default=10_000,
-        help="images averaged for the mean (default 10000)",
+        default=DEFAULTS["mean_samples"],
+        help=f"images averaged for the mean (default {DEFAULTS['mean_samples']})",
     )
     recipe.add_argument("--no-ten-crop", action="store_true", help="skip the final 10-crop test")
     run = parser.add_argument_group("running (none changes the result)")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto = CUDA if any")
+    run.add_argument("--device", choices=DEVICES, default=DEFAULTS["device"], help="auto = CUDA if any")
     run.add_argument(
-        "--workers", type=_workers, default=8, help="data-loading processes per GPU process (default 8)"
+        "--workers",
+        type=worker_count,
+        default=DEFAULTS["workers"],
+        help=f"data-loading processes per GPU process (default {DEFAULTS['workers']})",
     )
-    run.add_argument("--amp", choices=SWITCH, default="auto", help="bf16 autocast (auto: on CUDA)")
-    run.add_argument("--channels-last", choices=SWITCH, default="auto", help="NHWC layout (auto: on CUDA)")
+    run.add_argument("--amp", choices=SWITCH, default=DEFAULTS["amp"], help="bf16 autocast (auto: on CUDA)")
     run.add_argument(
-        "--checkpoint-minutes", type=float, default=10.0, help="minutes between checkpoints (default 10)"
+        "--channels-last",
+        choices=SWITCH,
+        default=DEFAULTS["channels_last"],
+        help="NHWC layout (auto: on CUDA)",
+    )
+    run.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=DEFAULTS["checkpoint_minutes"],
+        help=f"minutes between checkpoints (default {DEFAULTS['checkpoint_minutes']:g})",
     )
     run.add_argument(
         "--stop-after-epochs",
@@ -136,9 +159,7 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace):
-    from .config import ImageNetConfig
-
+def config_from_args(args: argparse.Namespace) -> ImageNetConfig:
     return ImageNetConfig(
         data=args.data,
         arch=args.arch,

@@ -9,15 +9,14 @@ and its resumption.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from ..config import PLAIN_SHORTCUT, SWITCH, from_fields
+from ..config import DEVICES, PLAIN_SHORTCUT, SWITCH, check_choice, check_types, from_fields
 from ..models import SHORTCUT_OPTIONS
 from .data import Geometry
 
 ARCHS = ("plain18", "plain34", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 SCHEDULES = ("plateau", "milestones")
-DEVICES = ("auto", "cpu", "cuda")
 PAPER_BATCH = 256  # mini-batch size over all processes together
 # "trained for up to 60 x 10^4 iterations" at batch 256: 60e4 * 256 / 1.28M images = 120 epochs.
 PLATEAU_EPOCHS = 120
@@ -57,15 +56,16 @@ class ImageNetConfig:
     checkpoint_minutes: float = 10.0  # checkpoint at least this often (and at every epoch's end)
 
     def __post_init__(self):
-        for f in fields(self):
-            _check_type(f.name, getattr(self, f.name))
+        check_types(self, _TYPES)
+        if not all(isinstance(m, int) and not isinstance(m, bool) for m in self.milestones):
+            raise ValueError(f"milestones must be integers (epochs), got {self.milestones!r}")
         object.__setattr__(self, "data", os.fspath(self.data))
         object.__setattr__(self, "milestones", tuple(self.milestones))
-        _check_choice("arch", self.arch, ARCHS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("device", self.device, DEVICES)
-        _check_choice("amp", self.amp, SWITCH)
-        _check_choice("channels_last", self.channels_last, SWITCH)
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("device", self.device, DEVICES)
+        check_choice("amp", self.amp, SWITCH)
+        check_choice("channels_last", self.channels_last, SWITCH)
         object.__setattr__(self, "shortcut", self._resolve_shortcut())
         if self.epochs is None:
             object.__setattr__(self, "epochs", self.default_epochs())
@@ -85,7 +85,7 @@ class ImageNetConfig:
             return PLAIN_SHORTCUT
         if self.shortcut is None:
             return DEFAULT_SHORTCUT[self.depth]
-        _check_choice("shortcut", self.shortcut, SHORTCUT_OPTIONS)
+        check_choice("shortcut", self.shortcut, SHORTCUT_OPTIONS)
         return self.shortcut
 
     @classmethod
@@ -133,11 +133,6 @@ class ImageNetConfig:
         return {key: values[key] for key in values if key not in OPERATIONAL_FIELDS and key != "data"}
 
 
-def _check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-
-
 _TYPES = {
     "data": (str, os.PathLike),
     "arch": (str,),
@@ -151,13 +146,3 @@ _TYPES = {
     **{name: (int,) for name in ("test_size", "mean_samples", "workers")},
     **{name: (str,) for name in ("device", "amp", "channels_last")},
 }
-
-
-def _check_type(name: str, value) -> None:
-    expected = _TYPES[name]
-    wrong_bool = isinstance(value, bool) and bool not in expected  # bool is an int; never what we mean
-    if wrong_bool or not isinstance(value, expected):
-        names = " or ".join("None" if t is type(None) else t.__name__ for t in expected)
-        raise ValueError(f"{name} must be {names}, got {value!r}")
-    if name == "milestones" and not all(isinstance(m, int) and not isinstance(m, bool) for m in value):
-        raise ValueError(f"milestones must be integers (epochs), got {value!r}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..trainer import resolve_device
+from ..runtime import resolve_device
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,8 @@ processes, and a resumed run on the CPU is bit-for-bit the uninterrupted one.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import platform
-import signal
 import sys
-import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -42,23 +38,24 @@ from ..results import (
     HISTORY_FILE,
     RUN_FILE,
     atomic_write,
-    git_commit,
     is_finished,
     read_run_record,
     write_csv,
     write_json,
 )
-from ..schedule import BASE_LR, LR_DIVISOR, Schedule, learning_rate
-from ..trainer import (
-    MOMENTUM,
-    WEIGHT_DECAY,
+from ..runtime import (
     Clock,
     GracefulInterrupt,
     Tally,
     check_same_run,
     cudnn_benchmark,
     device_name,
+    load_checkpoint,
+    run_provenance,
+    run_record,
+    save_checkpoint,
 )
+from ..schedule import BASE_LR, LR_DIVISOR, MOMENTUM, WEIGHT_DECAY, Schedule, learning_rate
 from .config import ImageNetConfig
 from .data import (
     PCA_STD,
@@ -177,22 +174,6 @@ class RunState:
     train_time_s: float = 0.0  # training and validation, over all sessions
     wall_time_s: float = 0.0  # the whole call, including listing the data and the mean, over all sessions
     sessions: list[dict] = field(default_factory=list)  # per launch: processes, device
-
-
-class StopRequest(GracefulInterrupt):
-    """Ctrl-C, and SIGTERM too (what torchrun and cluster schedulers send before killing a job)."""
-
-    def __enter__(self):
-        super().__enter__()
-        self._previous_term = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous_term = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        super().__exit__(*exc)
-        if self._previous_term is not None:
-            signal.signal(signal.SIGTERM, self._previous_term)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -361,11 +342,11 @@ class Run:
             clock.book(state)
             payload = self.state_dict()  # collective: every process takes part
             if procs.main:
-                atomic_write(checkpoint_path, lambda tmp: torch.save(payload, tmp))
+                save_checkpoint(checkpoint_path, payload)
             last_save = time.monotonic()
 
         clock.start_loop()
-        with StopRequest() as stop:
+        with GracefulInterrupt() as stop:  # Ctrl-C, and SIGTERM: what torchrun and schedulers send
             while state.epoch < self.config.epochs:
                 self.set_epoch_lr()
                 self.sampler.start(state.epoch, skip=state.step * self.per_process)
@@ -568,14 +549,10 @@ def weights_digest(state_dict: dict) -> str:
 
 
 def _load_checkpoint(path: Path, config: ImageNetConfig, data: ImageNetData) -> dict | None:
-    if not path.is_file():
+    keys = {"dataset", "model", "optimizer", "plateau", "mean", "tally", "state"}
+    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, keys, config.result_identity())
+    if checkpoint is None:
         return None
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path}: checkpoint format {checkpoint.get('format')} (expected {CHECKPOINT_FORMAT})"
-        )
-    check_same_run(path, "checkpoint", checkpoint["identity"], config.result_identity())
     if checkpoint["dataset"] != data.identity["sha256"]:
         raise ValueError(
             f"{path}: checkpoint of a run on other images (fingerprint {checkpoint['dataset'][:12]}..., "
@@ -616,24 +593,27 @@ def _write_results(
     last = state.history[-1]
     with torch.device("meta"):  # shapes only: counting costs no memory
         skeleton = build_network(config, len(data.classes))
-    commit, dirty = git_commit()
-    record = {
-        "run": config.run_name(),
-        "arch": config.arch,
-        "family": config.family,
-        "depth": config.depth,
-        "shortcut": config.shortcut,
-        "seed": config.seed,
-        "config": config.to_dict(),
-        "identity": config.result_identity(),
-        "budget": {
+    provenance = run_provenance(
+        run.procs.device,
+        data.identity,
+        config.seed,
+        torchvision=torchvision.__version__,
+        processes=run.procs.world,
+        backend=torch.distributed.get_backend() if run.procs.distributed else None,
+    )
+    record = run_record(
+        config,
+        config.run_name(),
+        provenance,
+        identity=config.result_identity(),
+        budget={
             "name": "imagenet",
             "label": config.budget_label(),
             "iterations": state.iteration,
             "epochs": config.epochs,
             "subset": None,
         },
-        "recipe": {
+        recipe={
             "paper_recipe": config.is_paper_recipe(),
             "batch_size": config.batch_size,
             "momentum": MOMENTUM,
@@ -657,39 +637,25 @@ def _write_results(
             "test": f"shorter side {config.test_size}, center {config.crop_size} crop"
             + (" and 10-crop" if config.ten_crop else ""),
         },
-        "final_test_view": {"ten_crop": "10-crop", "center_crop": "center-crop"}[reported],
-        "final_test_error": evaluations[reported]["top1_error"],  # validation set, top-1, at the end
-        "final_top5_error": evaluations[reported]["top5_error"],
-        "final_train_error": last["train_error"],  # augmented mini-batches of the last epoch
-        "final_train_loss": last["train_loss"],
-        "evaluations": evaluations,
-        "params": count_params(skeleton),
-        "macs": count_macs(skeleton, (3, config.crop_size, config.crop_size)),
-        "wall_time_s": state.wall_time_s,
-        "train_time_s": state.train_time_s,
-        "sessions": state.sessions,
-        "replicas": replicas,
-        "speed": {
+        final_test_view={"ten_crop": "10-crop", "center_crop": "center-crop"}[reported],
+        final_test_error=evaluations[reported]["top1_error"],  # validation set, top-1, at the end
+        final_top5_error=evaluations[reported]["top5_error"],
+        final_train_error=last["train_error"],  # augmented mini-batches of the last epoch
+        final_train_loss=last["train_loss"],
+        evaluations=evaluations,
+        params=count_params(skeleton),
+        macs=count_macs(skeleton, (3, config.crop_size, config.crop_size)),
+        wall_time_s=state.wall_time_s,
+        train_time_s=state.train_time_s,
+        sessions=state.sessions,
+        replicas=replicas,
+        speed={
             "amp": run.amp,
             "channels_last": run.memory_format == torch.channels_last,
             "workers": config.workers,
         },
-        "checkpoint": "deleted when the run finished; the weights are in model.pt",
-        "provenance": {
-            "git_commit": commit,
-            "git_dirty": dirty,
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "python": platform.python_version(),
-            "device": run.procs.device.type,
-            "device_name": device_name(run.procs.device),
-            "processes": run.procs.world,
-            "backend": torch.distributed.get_backend() if run.procs.distributed else None,
-            "dataset": data.identity,
-            "seed": config.seed,
-            "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        },
-    }
+        checkpoint="deleted when the run finished; the weights are in model.pt",
+    )
     write_json(folder / RUN_FILE, record)
     (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
 
