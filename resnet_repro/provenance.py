@@ -4,6 +4,7 @@ times, dataset identity and commit, and the speed options it used."""
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ def train_command(config: dict) -> str:
     flags += [f"--budget {run.budget}", f"--seed {run.seed}"]
     for key, value in run.to_dict().items():
         if key not in ("arch", "shortcut", "budget", "seed", "checkpoint_minutes") and value != defaults[key]:
-            flags.append(f"--{key.replace('_', '-')} {value}")
+            flags.append(f"--{key.replace('_', '-')} {shlex.quote(str(value))}")  # paths with spaces
     return "python -m resnet_repro train " + " ".join(flags)
 
 

@@ -91,7 +91,7 @@ def test_no_speedups_turns_every_speed_option_off(monkeypatch, tmp_path):
         RunConfig(arch="resnet20"),
         RunConfig(arch="plain56", budget="full", seed=4),
         RunConfig(arch="resnet110", shortcut="C", budget="smoke", iterations=12, eval_points=7, device="cpu"),
-        RunConfig(arch="resnet32", shortcut="B", quick_factor=0.3, val_split=5000, data="/data/c10.tar.gz"),
+        RunConfig(arch="resnet32", shortcut="B", quick_factor=0.3, val_split=5000, data="/my data/c10.tgz"),
         RunConfig(arch="resnet56", amp="off", compile="max-autotune", cuda_graph="on", cudnn_benchmark="on"),
         RunConfig(arch="resnet44", eval_points=50, budget="smoke", seed=2**63 - 1),
     ],
