@@ -29,6 +29,7 @@ from .figures import (
     to_run,
 )
 from .paper import paper_value
+from .results import GRAD_NORM_COLUMNS, RUN_KEYS
 from .signals import EDGE_LAYERS, chance_error, gradient_extremes, gradient_ratios, lesion_effects, ratio_text
 
 HOLDS, FAILS, PARTLY = "holds", "fails", "partly"
@@ -267,10 +268,15 @@ def check_152_below_vgg(costs: pd.DataFrame) -> Check:
 
 
 def claims_status(
-    runs: pd.DataFrame, layer_std: pd.DataFrame, costs: pd.DataFrame | None = None
+    runs: pd.DataFrame,
+    layer_std: pd.DataFrame,
+    costs: pd.DataFrame | None = None,
+    grad_norms: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The introduction's table: every claim we test, the paper's number, ours, and whether it holds."""
+    """The introduction's table: every claim of the paper we test, the paper's number, ours, and whether it
+    holds (the lesion study is the literature's claim, not the paper's: its chapter judges it)."""
     costs = imagenet_costs() if costs is None else costs
+    grad_norms = pd.DataFrame(columns=RUN_KEYS + GRAD_NORM_COLUMNS) if grad_norms is None else grad_norms
     checks = [
         check_degradation(runs),
         check_residual_beats_plain(runs),
@@ -278,6 +284,8 @@ def claims_status(
         check_resnet110_error(runs),
         check_shortcuts(runs),
         check_responses(runs, layer_std),
+        check_gradients(runs, grad_norms),
+        check_forward_signals(runs, layer_std),
         check_vgg_flops(costs),
         check_152_below_vgg(costs),
     ]
