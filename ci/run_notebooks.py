@@ -43,7 +43,7 @@ import papermill
 from book_toc import REPO_ROOT, toc_notebooks
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from resnet_repro.book import CHAPTER_EXPERIMENTS
+from resnet_repro.chapters import CHAPTER_EXPERIMENTS
 
 KERNEL = "resnet-repro"  # the kernel spec the chapters run in, bound to this interpreter (ensure_kernel)
 INJECTED_TAG = "injected-parameters"  # papermill's tag on the cell it adds
@@ -163,8 +163,8 @@ def check(notebooks: list[Path], parameters: dict) -> str:
 
 
 def trains(notebook: Path, chapters=CHAPTER_EXPERIMENTS) -> bool:
-    """Whether a chapter trains at a training budget: the package declares it (``book.CHAPTER_EXPERIMENTS``,
-    which the chapter's own ``book.train_chapter`` call reads)."""
+    """Whether a chapter trains at a training budget: the package declares it
+    (``chapters.CHAPTER_EXPERIMENTS``, which the chapter's own ``book.train_chapter`` call reads)."""
     return notebook.stem in chapters
 
 

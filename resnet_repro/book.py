@@ -17,15 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import figures, notes, plots
-
-# What each chapter trains at a training budget ("smoke", "quick", "full"); at budget "results" nothing.
-# ci/run_notebooks.py reads this too: the chapters named here run one at a time, before the others.
-CHAPTER_EXPERIMENTS: dict[str, tuple[str, ...]] = {
-    "02_degradation": ("fig1", "fig6"),
-    "03_shortcuts": ("shortcuts", "fig7"),
-    "03b_why_residual": ("fig7",),
-    "05_cifar_results": ("table6",),
-}
+from .chapters import CHAPTER_EXPERIMENTS
 
 
 def train_chapter(

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "resnet_repro"
 # Bottom to top, as ARCHITECTURE.md lists them.
 LAYERS = {
     "foundation": "paper schedule models models.blocks models.cifar models.imagenet flops data augment "
-    "evaluation runlock config results weights parameters",
+    "evaluation runlock config results weights parameters chapters",
     "training": "runtime training_loop fast_step trainer multirun stacked devices compile_cache experiments "
     "preflight lesion cli_types imagenet.config imagenet.data imagenet.distributed imagenet.train",
     "reading": "cost_tables provenance figures signals claims",

@@ -19,7 +19,7 @@ import papermill
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from resnet_repro.book import CHAPTER_EXPERIMENTS
+from resnet_repro.chapters import CHAPTER_EXPERIMENTS
 from resnet_repro.experiments import EXPERIMENTS, experiment_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ def test_at_a_training_budget_the_training_chapters_run_first_one_at_a_time(tmp_
     reader, trainer_a, counter, trainer_b = tiny_book(
         tmp_path, "print(1)", "print(2)", "print(3)", "print(4)"
     )
-    chapters = {"c2": ("fig1",), "c4": ("fig6",)}  # as book.CHAPTER_EXPERIMENTS declares the real ones
+    chapters = {"c2": ("fig1",), "c4": ("fig6",)}  # as chapters.CHAPTER_EXPERIMENTS declares the real ones
     assert trains(trainer_a, chapters) and not trains(reader, chapters)
     assert phases([reader, trainer_a, counter, trainer_b], "quick", chapters) == [
         [trainer_a],
@@ -205,7 +205,7 @@ def test_at_a_training_budget_the_training_chapters_run_first_one_at_a_time(tmp_
 
 def test_the_chapters_that_train_are_the_ones_the_package_declares():
     """A chapter trains through ``book.train_chapter("<its own name>", ...)`` exactly when
-    ``book.CHAPTER_EXPERIMENTS`` names it, so the runner's order follows what the chapters do."""
+    ``chapters.CHAPTER_EXPERIMENTS`` names it, so the runner's order follows what the chapters do."""
     calling = {}
     for notebook in toc_notebooks():
         cells = nbformat.read(notebook, as_version=4).cells
