@@ -162,13 +162,11 @@ if [ -s /tmp/results.list ]; then
   tar cf /tmp/results.tar -C "$results" -T /tmp/results.list
   split -b "$part" /tmp/results.tar "$out/results.tar.part-"
   parts_left=$((parts_left - $(compgen -G "$out/results.tar.part-*" | wc -l)))
-  room=$((parts_left * part))
   [ "$parts_left" -lt 0 ] && echo "WARNING: finished runs need more than 4 parts; some will not come back" |
     tee -a "$out/machine.txt"
   rm -f /tmp/results.tar
-else
-  room=$((parts_left * part))
 fi
+room=$((parts_left * part))
 # The next session resumes these with RESUME=<this OUT>.
 (cd "$results" && find . \( -name checkpoint.pt -o -path "./compile-cache/*.bin" \) -printf '%s %p\n' | sort -n |
   awk -v room="$room" '{ total += $1 + 1024; if (total < room) print $2 }' >/tmp/checkpoints.list)
