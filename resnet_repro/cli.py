@@ -20,6 +20,7 @@ from .cli_types import (
     fraction,
     positive_float,
     positive_int,
+    runs_at_once,
     seed_number,
     shard_spec,
 )
@@ -207,11 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = reproduce.add_argument_group("sweeps on GPUs")
     sweep.add_argument(
         "--per-gpu",
-        type=positive_int,
-        default=1,
+        type=runs_at_once,
+        default=None,
         metavar="K",
-        help="train K runs at once on each visible GPU, as subprocesses with logs in <out>/logs/ "
-        "(small nets leave a big GPU idle; several GPUs are always all used) (default 1)",
+        help="train K runs at once on each visible GPU, or on the CPU without one (each on its share of "
+        "the cores), as subprocesses with logs in <out>/logs/ (small nets leave a big GPU idle; several GPUs "
+        "are always all used); default auto: 1 on a GPU, on a CPU the layout its committed benchmark "
+        "(benchmarks/cpu_parallel_runs.py) found fastest, else 1",
     )
     sweep.add_argument(
         "--shard",

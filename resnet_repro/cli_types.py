@@ -51,6 +51,11 @@ def positive_int(value: str) -> int:
     return _number(value, int, lambda n: n >= 1, "a positive integer")
 
 
+def runs_at_once(value: str) -> int | None:
+    """A positive count, or "auto" (None: the caller picks it for the device)."""
+    return None if value == "auto" else _number(value, int, lambda n: n >= 1, "auto or a positive integer")
+
+
 SEED_LIMIT = 2**63  # seeds must fit torch's generators (63 bits, and never negative)
 
 

@@ -5,6 +5,10 @@ A sweep (say `reproduce fig6`) is a list of independent runs. On a machine with 
 time on each GPU (more than one only where the throughput benchmark shows a gain), starting the next
 run as soon as one finishes. Each run writes its own run folder, so nothing is shared but the queue.
 
+On a machine without a GPU the runs share the CPU: `per_device` runs at once, each on its share of the
+cores (OMP_NUM_THREADS), and `runs_per_cpu` reads from the committed CPU benchmark which layout trains a
+queue sooner on this very CPU.
+
 On a cluster, every node runs the same sweep command with `shard(runs, k, n)` taking its k-th of n
 disjoint slices; the run folders are then merged by copying them into one results folder.
 """
@@ -23,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEVICE_ENV = "CUDA_VISIBLE_DEVICES"
+CPU = "cpu"  # the device name of the CPU in `spread`: its runs see no GPU and split the cores
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # the checkout whose code the subprocesses run
+BENCHMARKS_DIR = PACKAGE_PARENT / "data" / "benchmarks"  # benchmarks/cpu_parallel_runs.py --json files
 STOP_GRACE_S = 60.0  # after Ctrl-C, how long runs may take to write their checkpoints before being killed
 INTERRUPTED_EXITS = (130, -signal.SIGINT)  # a job that stopped on Ctrl-C after saving its checkpoint
 LOCKED_EXIT = 75  # a job whose run another process is training (EX_TEMPFAIL: try again later)
@@ -65,6 +71,33 @@ def visible_gpus() -> list[str]:
         entries = [entry.strip() for entry in listed.split(",") if entry.strip()]
         return entries[:count]
     return [str(index) for index in range(count)]
+
+
+def cpu_threads_each(runs_at_once: int, cores: int | None = None) -> int:
+    """The threads of each of `runs_at_once` runs sharing the CPU: its cores split evenly, at least one."""
+    return max(1, (cores or os.cpu_count() or 1) // runs_at_once)
+
+
+def runs_per_cpu(benchmarks_dir: str | os.PathLike = BENCHMARKS_DIR, cpu: str | None = None) -> int:
+    """How many runs at once train a queue soonest on this CPU, by the committed cpu_parallel_runs
+    benchmarks of the same CPU model and core count (their total images/s, summed over the networks
+    measured); 1 where none was measured here."""
+    from .results import cpu_name
+
+    cpu, cores = cpu or cpu_name(), os.cpu_count() or 1
+    totals: dict[int, float] = {}
+    for path in sorted(Path(benchmarks_dir).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("benchmark") != "cpu_parallel_runs" or record.get("device") != cpu:
+            continue
+        if record.get("settings", {}).get("cores") != cores:
+            continue
+        for row in record.get("results", []):
+            totals[row["processes"]] = totals.get(row["processes"], 0.0) + row["images_per_s_total"]
+    return max(totals, key=totals.get) if totals else 1
 
 
 def shard(items: Sequence, index: int, count: int) -> list:
@@ -145,7 +178,8 @@ def spread(
                         outcomes[number] = Outcome(job, None, None, 0.0, None)
                         continue
                     log = logs / f"{job.name}.log" if logs is not None else None
-                    running[_start(job, device, log)] = (number, job, device, time.monotonic(), log)
+                    threads = cpu_threads_each(per_device) if device == CPU else None
+                    running[_start(job, device, log, threads)] = (number, job, device, time.monotonic(), log)
                     load[device] += 1
                     say(f"[{number + 1}/{len(jobs)}] {job.name}: started on device {device}")
             time.sleep(poll_s)
@@ -169,8 +203,10 @@ def spread(
     return [outcomes[number] for number in range(len(jobs))]
 
 
-def _start(job: Job, device: str, log: Path | None) -> subprocess.Popen:
-    env = {**os.environ, DEVICE_ENV: device}
+def _start(job: Job, device: str, log: Path | None, threads: int | None = None) -> subprocess.Popen:
+    env = {**os.environ, DEVICE_ENV: device}  # "cpu" hides every GPU
+    if threads is not None:  # runs sharing the CPU: each on its share of the cores, compiling too
+        env.update(OMP_NUM_THREADS=str(threads), TORCHINDUCTOR_COMPILE_THREADS=str(threads))
     output = open(log, "w") if log is not None else None  # noqa: SIM115 (the child owns it until it exits)
     try:
         # A session of its own: a terminal's Ctrl-C reaches only us, and we pass exactly one on (a second

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import PLAIN_SHORTCUT, RunConfig
-from .devices import INTERRUPTED_EXITS, LOCKED_EXIT
+from .devices import CPU, INTERRUPTED_EXITS, LOCKED_EXIT
 from .results import DEFAULT_RESULTS_DIR, is_finished, run_folder
 from .runlock import RunLockedError, check_writable
 
@@ -87,7 +87,7 @@ def reproduce(
     include_1202: bool = False,
     progress: bool = True,
     force: bool = False,
-    per_gpu: int = 1,
+    per_gpu: int | None = 1,
     shard: str | None = None,
     minutes: float | None = None,
     in_process: bool = False,
@@ -97,8 +97,10 @@ def reproduce(
     """Train every run of `experiments` that is not finished yet; return all their run folders, in order.
 
     Finished runs are skipped (without even loading the data); the data is loaded once for the rest.
-    per_gpu: train this many runs at once on each visible GPU (or on the CPU if there is none), as
-    subprocesses (with several GPUs they are always spread over all of them).
+    per_gpu: train this many runs at once on each visible GPU (or on the CPU if there is none, each on
+    its share of the cores), as subprocesses (with several GPUs they are always spread over all of them);
+    None: 1 on a GPU, and on the CPU what its committed benchmark shows to be fastest
+    (`devices.runs_per_cpu`).
     shard: "K/N", train only the K-th of N disjoint slices of the runs (one per node of a cluster).
     minutes: a time limit; runs still training then are stopped with a checkpoint (the same call resumes
     them), and runs that cannot finish in the time left (judged from finished runs of the same network)
@@ -111,10 +113,10 @@ def reproduce(
     Raises RuntimeError if a run failed.
     """
     from .data import load_cifar10  # lazy: listing an experiment's folders needs no torch data code
-    from .devices import parse_shard, visible_gpus
+    from .devices import parse_shard, runs_per_cpu, visible_gpus
     from .devices import shard as take_shard
 
-    if per_gpu < 1:
+    if per_gpu is not None and per_gpu < 1:
         raise ValueError(f"per_gpu must be a positive integer, got {per_gpu!r}")
     if minutes is not None and minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes!r}")
@@ -130,12 +132,14 @@ def reproduce(
         return folders
     check_writable(Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR)  # before the data
     loaded = load_cifar10(data, progress=progress)  # also fills the cache the subprocesses read
-    gpus = visible_gpus() if device != "cpu" else []
+    gpus = visible_gpus() if device != CPU else []
+    if per_gpu is None:
+        per_gpu = 1 if gpus else runs_per_cpu()
     if in_process and len(gpus) <= 1:
         _train_in_process(todo, per_gpu, results_dir, force, minutes, progress, loaded, compile_cache)
     elif len(gpus) > 1 or per_gpu > 1:
         # Without a GPU, per_gpu runs share the CPU (each subprocess is hidden from any GPU).
-        _train_in_parallel(todo, gpus or ["cpu"], per_gpu, results_dir, force, minutes, progress)
+        _train_in_parallel(todo, gpus or [CPU], per_gpu, results_dir, force, minutes, progress)
     else:
         _train_in_turn(todo, results_dir, force, minutes, progress, loaded)
     return folders
@@ -161,14 +165,16 @@ def _fits(config: RunConfig, seconds_left: float, results_dir) -> bool:
 
 def _train_in_parallel(configs, gpus, per_gpu, results_dir, force, minutes, progress) -> None:
     from .devices import spread, train_job
-    from .multirun import longest_first
+    from .multirun import longest_first, run_size
 
-    # Longest first, so the last runs to finish are short ones and no GPU idles at the end.
-    configs = longest_first(configs)
+    # On GPUs longest first, so the last runs to finish are short ones and no GPU idles at the end; on the
+    # CPU, where a session ends long before a sweep does, shortest first, so each session lands runs.
+    configs = longest_first(configs) if gpus != [CPU] else sorted(configs, key=run_size)
     root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
     logs = root / "logs"
     if progress:
-        print(f"{len(configs)} runs, {per_gpu} at a time on each of {len(gpus)} GPU(s); logs in {logs}/")
+        where = f"each of {len(gpus)} GPU(s)" if gpus != [CPU] else "the CPU"
+        print(f"{len(configs)} runs, {per_gpu} at a time on {where}; logs in {logs}/")
     outcomes = spread(
         [train_job(config, results_dir, force) for config in configs],
         gpus,

@@ -54,9 +54,14 @@ class RunOutcome:
         return self.status == "done"
 
 
+def run_size(config: RunConfig) -> int:
+    """iterations x depth: what a run's length is roughly proportional to."""
+    return config.plan().iterations * config.depth
+
+
 def longest_first(configs: Sequence[RunConfig]) -> list[RunConfig]:
-    """The runs ordered by iterations x depth, the largest first (a stable sort: ties keep their order)."""
-    return sorted(configs, key=lambda c: c.plan().iterations * c.depth, reverse=True)
+    """The runs ordered by `run_size`, the largest first (a stable sort: ties keep their order)."""
+    return sorted(configs, key=run_size, reverse=True)
 
 
 def train_concurrently(

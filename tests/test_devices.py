@@ -13,7 +13,18 @@ import pytest
 
 from resnet_repro import experiments
 from resnet_repro.config import RunConfig
-from resnet_repro.devices import DEVICE_ENV, LOCKED_EXIT, Job, parse_shard, shard, spread, train_job
+from resnet_repro.devices import (
+    CPU,
+    DEVICE_ENV,
+    LOCKED_EXIT,
+    Job,
+    cpu_threads_each,
+    parse_shard,
+    runs_per_cpu,
+    shard,
+    spread,
+    train_job,
+)
 
 # A job that logs (name, the device it was given, start, end) and sleeps; exit status from argv.
 RECORDER = """
@@ -198,3 +209,33 @@ def test_a_job_that_cannot_fit_in_the_time_left_is_skipped(tmp_path):
     )
     assert [o.started for o in outcomes] == [True, False, True] and outcomes[2].ok
     assert sorted(name for name, *_ in read_ledger(ledger)) == ["also-short", "short"]
+
+
+def cpu_benchmark(folder: Path, cpu: str, cores: int, totals: dict[int, float]) -> None:
+    rows = [{"processes": p, "images_per_s_total": rate} for p, rate in totals.items()]
+    record = {"benchmark": "cpu_parallel_runs", "device": cpu, "settings": {"cores": cores}, "results": rows}
+    (folder / f"{cpu}-{cores}.json").write_text(json.dumps(record))
+
+
+def test_runs_per_cpu_follows_the_benchmark_of_this_cpu_model_and_core_count(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert runs_per_cpu(tmp_path, cpu="Fast CPU") == 1  # nothing measured: one run on every core
+    cpu_benchmark(tmp_path, "Fast CPU", 2, {1: 270.0, 2: 301.0})
+    cpu_benchmark(tmp_path, "Other CPU", 2, {1: 500.0, 2: 100.0})
+    cpu_benchmark(tmp_path, "Fast CPU", 4, {1: 900.0, 4: 100.0})  # another core count: not this machine
+    (tmp_path / "broken.json").write_text("{")
+    assert runs_per_cpu(tmp_path, cpu="Fast CPU") == 2
+    assert runs_per_cpu(tmp_path, cpu="Other CPU") == 1
+
+
+def test_runs_sharing_the_cpu_split_its_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    code = (
+        "import os; env = os.environ; "
+        "print('threads', env['OMP_NUM_THREADS'], env['TORCHINDUCTOR_COMPILE_THREADS'])"
+    )
+    jobs = [Job(f"t{i}", (sys.executable, "-c", code)) for i in range(2)]
+    outcomes = spread(jobs, [CPU], per_device=2, log_dir=tmp_path, report=None, poll_s=0.02)
+    assert all(o.ok for o in outcomes)
+    assert all("threads 2 2" in (tmp_path / f"t{i}.log").read_text() for i in range(2))
+    assert cpu_threads_each(3, cores=2) == 1
