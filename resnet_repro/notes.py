@@ -317,3 +317,42 @@ def gradient_summary(runs: pd.DataFrame, grad_norms: pd.DataFrame) -> str:
                   f"{VANISHING_FACTOR} times the last layers' in {', '.join(r.label for r in grown)}: "
                   "large, not vanishing, gradients near the input."]  # fmt: skip
     return "\n".join(lines)
+
+
+PRECISION_CHECK_COMMAND = (
+    "python benchmarks/precision_check.py --data DATA --out RUNS --csv data/benchmarks/bf16_vs_fp32.csv"
+)
+
+
+def precision_note(rows: pd.DataFrame) -> str:
+    """What the bf16/fp32 check found, in words: where bf16 lags fp32 by more than the seeds' spread, or
+    that it lags nowhere; that it has not run yet, with its command."""
+    from .precision import METRIC_NAMES, bf16_agrees, precision_verdicts
+
+    if rows.empty:
+        return f"The bf16/fp32 check has not run yet: `{PRECISION_CHECK_COMMAND}`."
+    verdicts = precision_verdicts(rows)
+    nets = ", ".join(label(arch, "A") for arch in dict.fromkeys(rows.arch))
+    setting = (
+        f"{nets}, seeds {', '.join(str(s) for s in sorted(rows.seed.unique()))}, at iterations "
+        f"{', '.join(f'{i:,}' for i in sorted(rows.iteration.unique()))} of the quick schedule, on "
+        f"{', '.join(sorted(rows.device.unique()))}"
+    )
+    agrees = bf16_agrees(verdicts)
+    if agrees is None:
+        return f"The check ({setting}) has too few seeds of both precisions for a spread yet."
+    lagging = verdicts[verdicts.lags]
+    if agrees:
+        worst = verdicts.loc[verdicts.gap.idxmax()]
+        metric = METRIC_NAMES[worst.metric]
+        return (
+            f"**bf16 trains as fp32 does** ({setting}): nowhere is bf16's mean error above fp32's by more "
+            f"than the seeds' spread (the largest gap: {worst.gap:+.2f} points, {metric} of "
+            f"{label(worst.arch, 'A')} at {worst.iteration:,}, spread {worst.spread:.2f})."
+        )
+    where = "; ".join(
+        f"{label(v.arch, 'A')} {METRIC_NAMES[v.metric]} at {v.iteration:,}: {v.gap:+.2f} points "
+        f"(spread {v.spread:.2f})"
+        for v in lagging.itertuples()
+    )
+    return f"**bf16 lags fp32** by more than the seeds' spread ({setting}): {where}."

@@ -381,3 +381,41 @@ def table6_figure(table: pd.DataFrame) -> Figure:
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bf16 against fp32 (the reproducibility appendix)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@book_style()
+def precision_figure(rows: pd.DataFrame) -> Figure:
+    """The precision check's errors: one panel per net and metric, each seed a point and the means joined,
+    bf16 and fp32 side by side at each curve point."""
+    from .precision import HIGH, LOW, METRIC_NAMES, METRICS
+
+    archs = list(dict.fromkeys(rows.arch))
+    fig, axes = plt.subplots(len(METRICS), len(archs), figsize=(4.2 * len(archs), 6), squeeze=False)
+    colors = dict(zip((LOW, HIGH), sns.color_palette("deep"), strict=False))
+    for column, arch in enumerate(archs):
+        of_net = rows[rows.arch == arch]
+        points = sorted(of_net.iteration.unique())
+        for row, metric in enumerate(METRICS):
+            ax = axes[row][column]
+            for offset, precision in ((-0.1, LOW), (0.1, HIGH)):  # side by side at each curve point
+                picked = of_net[of_net.precision == precision]
+                if picked.empty:
+                    continue
+                x = picked.iteration.map(points.index) + offset
+                ax.scatter(x, picked[metric], color=colors[precision], s=18, alpha=0.7)
+                means = picked.groupby("iteration")[metric].mean()
+                ax.plot(means.index.map(points.index) + offset, means.values, "-", color=colors[precision],
+                        label=f"{precision} ({picked.seed.nunique()} seeds, line: mean)")  # fmt: skip
+            ax.set_title(figures.label(arch, "A"), fontsize="medium")
+            ax.set_xticks(range(len(points)), [f"{p:,}" for p in points])
+            ax.set_xlim(-0.5, len(points) - 0.5)
+            ax.set_xlabel("iteration")
+            ax.set_ylabel(f"{METRIC_NAMES[metric]} (%)")
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

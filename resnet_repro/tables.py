@@ -87,3 +87,25 @@ def table6(runs: pd.DataFrame) -> pd.DataFrame:
             row.update({"our_error": math.nan, "our_std": math.nan, "seeds": 0, "our_budget": ""})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def precision_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The bf16/fp32 check (precision.py) per net, curve point and precision: each error as mean ± std over
+    the seeds."""
+    from .precision import precision_summary
+
+    summary = precision_summary(rows)
+    return pd.DataFrame(
+        {
+            "net": [label(arch, "A") for arch in summary.arch],
+            "iteration": summary.iteration,
+            "precision": summary.precision,
+            "seeds": summary.seeds,
+            "train_error": [
+                mean_pm(m, s) for m, s in zip(summary.train_error_mean, summary.train_error_std, strict=True)
+            ],
+            "test_error": [
+                mean_pm(m, s) for m, s in zip(summary.test_error_mean, summary.test_error_std, strict=True)
+            ],
+        }
+    )

@@ -14,7 +14,7 @@ LAYERS = {
     "evaluation runlock config results weights parameters chapters",
     "training": "runtime training_loop fast_step trainer multirun stacked devices compile_cache experiments "
     "preflight lesion cli_types imagenet.config imagenet.data imagenet.distributed imagenet.train",
-    "reading": "cost_tables provenance figures signals claims",
+    "reading": "cost_tables provenance figures signals claims precision",
     "pages": "notes tables plots book explorer why",
     "commands": "cli analyze __main__ imagenet.cli",
 }
