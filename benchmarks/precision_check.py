@@ -6,7 +6,9 @@ under --out. Its curve points (history.csv, every 160 iterations) give the train
 mini-batches since the last point) and the test error at --at iterations. The rows go to --csv, one per
 run and point; the mean and spread per net and precision are printed. A stopped run keeps its checkpoint,
 so the same command resumes an interrupted check, and the runs of the precision that agrees can be
-trained on to the end of the quick schedule with `train --out` on the same folder.
+trained on to the end of the quick schedule with `train --out` on the same folder. Two processes can
+share the check, one of them `--from-the-end`: each skips the runs the other is training, and the csv
+holds every run that reached the points, whichever process trained it.
 
     python benchmarks/precision_check.py --data ../shared/data/cifar10-jpeg.tar.gz --out ~/runs/precision \
         --csv data/benchmarks/bf16_vs_fp32.csv
@@ -23,6 +25,7 @@ import torch
 from resnet_repro.config import RunConfig
 from resnet_repro.data import load_cifar10
 from resnet_repro.results import HISTORY_FILE, atomic_write_text, read_table, run_folder
+from resnet_repro.runlock import RunLockedError
 from resnet_repro.runtime import device_name
 from resnet_repro.trainer import train
 
@@ -96,6 +99,12 @@ def main(argv=None) -> None:
     parser.add_argument("--csv", help="write one row per run and point here")
     parser.add_argument("--budget", default="quick", help="the schedule the runs follow (default quick)")
     parser.add_argument("--compile", default="auto", help="as train --compile (default auto, as the runs)")
+    parser.add_argument(
+        "--from-the-end",
+        action="store_true",
+        help="take the runs in the opposite order: a second process on the other cores meets the first "
+        "halfway (each skips the runs the other is training)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     at = sorted(int(i) for i in args.at.split(","))
@@ -106,30 +115,46 @@ def main(argv=None) -> None:
     device = (
         device_name(torch.device("cpu")) if not torch.cuda.is_available() else torch.cuda.get_device_name()
     )
+    checks = {
+        (seed, arch, precision): RunConfig(
+            arch=arch, seed=seed, budget=args.budget, data=args.data, amp=amp, compile=args.compile
+        )
+        for seed in range(args.seeds)  # seed by seed: a check cut short still compares like with like
+        for arch in archs
+        for precision, amp in PRECISIONS.items()
+    }
+    order = list(checks)[::-1] if args.from_the_end else list(checks)
+    for key in order:
+        out = Path(args.out) / key[2]
+        try:
+            check_one(checks[key], out, data, args.iterations, at)
+        except RunLockedError as err:  # another process trains it: its rows join once it is there
+            print(f"skipped: {err}", flush=True)
+        rows = reached_rows(checks, Path(args.out), at, device)  # whoever trained them
+        if args.csv:
+            write_rows(Path(args.csv), rows)
+        print("\n".join(summary(rows, at)), flush=True)
+
+
+def reached_rows(checks: dict, out: Path, at: list[int], device: str) -> list[dict]:
+    """The csv rows of every run of the check that has reached all the points `at`."""
     rows = []
-    for seed in range(args.seeds):  # seed by seed: a check cut short still compares like with like
-        for arch in archs:
-            for precision, amp in PRECISIONS.items():
-                config = RunConfig(
-                    arch=arch, seed=seed, budget=args.budget, data=args.data, amp=amp, compile=args.compile
-                )
-                points = check_one(config, Path(args.out) / precision, data, args.iterations, at)
-                for iteration, point in points.items():
-                    rows.append(
-                        {
-                            "arch": arch,
-                            "precision": precision,
-                            "seed": seed,
-                            "iteration": iteration,
-                            "train_error": round(point["train_error"], 3),
-                            "test_error": point["test_error"],
-                            "device": device,
-                            "torch": torch.__version__,
-                        }
-                    )
-                if args.csv:
-                    write_rows(Path(args.csv), rows)
-                print("\n".join(summary(rows, at)), flush=True)
+    for (seed, arch, precision), config in checks.items():
+        points = points_reached(run_folder(config, out / precision), at) or {}
+        for iteration, point in points.items():
+            rows.append(
+                {
+                    "arch": arch,
+                    "precision": precision,
+                    "seed": seed,
+                    "iteration": iteration,
+                    "train_error": round(point["train_error"], 3),
+                    "test_error": point["test_error"],
+                    "device": device,
+                    "torch": torch.__version__,
+                }
+            )
+    return rows
 
 
 if __name__ == "__main__":
