@@ -8,7 +8,9 @@
 #   bash ci/cpu_queue.sh quick -- python -m resnet_repro reproduce fig6 shortcuts fig7 --budget quick \
 #       --data ../shared/data/cifar10-jpeg.tar.gz --out ../runs/queue
 #
-# Relative paths in the command are taken from the work tree's root, as if it ran there.
+# The command runs in the checkout: its paths inside the tree are the checkout's (this commit's files), and
+# paths that leave it (../...) are taken from the work tree's root. Give --out a folder outside the work
+# tree; several queues side by side each take their share of the cores with OMP_NUM_THREADS.
 # QUEUE_ROOT (default: the folder beside this checkout named runs/) holds the checkouts (checkout-<commit>)
 # and the logs; VENV (default: $QUEUE_ROOT/venv) is made and filled on first use; QUEUE_NICE (default -5)
 # is the scheduling priority of the queue's session against other sessions' work (root only).
@@ -35,12 +37,11 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q -r "$repo/requirements.txt" -c "$repo/ci/constraints.txt"
 fi
 
-# The command's relative paths are the work tree's; it runs in the checkout.
+# The command runs in the checkout, whose tree is this commit's: paths inside it stay as they are, paths
+# that leave it (../...) are taken from the work tree's root.
 args=()
 for arg in "$@"; do
-  if [[ "$arg" != /* && "$arg" != -* && -e "$repo/$arg" || "$arg" == ../* ]]; then
-    arg="$(cd "$repo" && realpath -m "$arg")"
-  fi
+  if [[ "$arg" == ../* ]]; then arg="$(cd "$repo" && realpath -m "$arg")"; fi
   args+=("$arg")
 done
 log="$root/logs/$name.log"
