@@ -15,9 +15,9 @@ from . import models
 from .cost_tables import imagenet_costs
 from .figures import (
     Selection,
+    analyze_command,
     is_smoke,
     label,
-    lesion_command,
     mean_pm,
     net,
     net_results,
@@ -399,7 +399,7 @@ def check_lesion(runs: pd.DataFrame, lesions: pd.DataFrame) -> Check:
     resnet, plain = effects.get("ResNet-56"), effects.get("plain-56")
     if resnet is None or plain is None:
         wanted = [n for n in ("ResNet-56", "plain-56") if n not in effects]
-        note = lesion_command(selection, wanted)
+        note = analyze_command(selection, wanted, "lesion")
         return Check(claim, LITERATURE_LESION, literature, "", NO_RUN, note)
     keeps = resnet.median_damage(changes_shape=False)
     changing = resnet.table[resnet.table.changes_shape]

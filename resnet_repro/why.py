@@ -258,7 +258,7 @@ def lesion_notes(selection: figures.Selection, lesions: pd.DataFrame) -> str:
             estimates.append(
                 f"{name} ({when})" if (arch, shortcut) in selection.present else f"{name} (no run yet)"
             )
-        command = figures.lesion_command(selection, [figures.label(*n) for n in needed])
+        command = figures.analyze_command(selection, [figures.label(*n) for n in needed], "lesion")
         parts.append(f"**No lesion yet** for {', '.join(estimates)}: {command}.")
     if figures.label(*optional) not in effects:
         parts.append(f"{figures.label(*optional)} is added when it has a run and a lesion.csv.")
@@ -351,10 +351,9 @@ def lesion_explorer(runs: pd.DataFrame, lesions: pd.DataFrame) -> LesionExplorer
 
 def explorer_note(explorer: LesionExplorer | None, selection: figures.Selection) -> Markdown:
     if explorer is None:
-        return Markdown(
-            "**No lesion yet**, so there is nothing to slide through: "
-            f"{figures.lesion_command(selection, [figures.label(*n) for n in selection.nets[:2]])}."
-        )
+        first_two = [figures.label(*n) for n in selection.nets[:2]]
+        command = figures.analyze_command(selection, first_two, "lesion")
+        return Markdown(f"**No lesion yet**, so there is nothing to slide through: {command}.")
     return Markdown(
         "Grey bars: the intact net; coloured bars: the same net without the chosen block. Blocks are "
         "numbered in forward order; the first block of stages 2 and 3 halves the map and doubles the filters."
