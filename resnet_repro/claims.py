@@ -7,7 +7,7 @@ Paper numbers come from ``resnet_repro.paper`` and nowhere else; which runs a ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -301,9 +301,14 @@ def claims_status(
         check_forward_signals(runs, layer_std),
         check_vgg_flops(costs),
         check_152_below_vgg(costs),
-        check_landscape(runs, landscape),
+        literature_row(check_landscape(runs, landscape)),
     ]
     return pd.DataFrame([c.as_row() for c in checks])
+
+
+def literature_row(check: Check) -> Check:
+    """A claim from the literature as a row of the paper's table: its source says it is not He et al.'s."""
+    return replace(check, source=f"{check.source}, not He et al.")
 
 
 SAME_RUNS = "the runs named above"
@@ -437,7 +442,7 @@ def check_lesion(runs: pd.DataFrame, lesions: pd.DataFrame) -> Check:
 def literature_check_markdown(check: Check) -> str:
     """check_markdown for a claim from the literature: it is attributed to its authors, not to the paper."""
     if check.status == NO_RUN:
-        missing = f"*{check.claim}* ({check.source}, not the paper): **no lesion yet**."
+        missing = f"*{check.claim}* ({check.source}, not the paper): **not computed yet**."
         return f"{missing} Run {check.note} to check it."
     return (
         f"*{check.claim}* (reported by {check.source}, not by He et al.): **{check.status}** in our runs. "
@@ -470,7 +475,7 @@ def check_landscape(runs: pd.DataFrame, landscape: pd.DataFrame) -> Check:
         "CIFAR-10 ResNet-56 and its twin without shortcuts, filter-normalised random directions: the "
         "ResNet's surface is smooth and nearly convex, the plain net's chaotic (pictures, no number)"
     )
-    source = f"{LITERATURE_LANDSCAPE}, not the paper"
+    source = LITERATURE_LANDSCAPE
     selection = select_figure(runs, "landscape")
     found = landscapes(landscape, selection)
     resnet, plain = found.get("ResNet-56"), found.get("plain-56")

@@ -433,7 +433,7 @@ def landscape_closing_note(runs: pd.DataFrame, landscape: pd.DataFrame) -> str:
     `analyze landscape` took."""
     check = check_landscape(runs, landscape)
     result = f"**{check.status}**" + (f": {check.ours}" if check.ours else f"; run {check.note}")
-    items = [f"- {check.claim} ({check.source}): {result}."]
+    items = [f"- {check.claim} ({check.source}, not the paper): {result}."]
     found = landscapes(landscape, select_figure(runs, "landscape"))
     if not found:
         items.append("- `analyze landscape` has not run on these nets yet.")

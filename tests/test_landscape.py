@@ -210,8 +210,7 @@ def test_li_et_als_claim_holds_only_where_the_resnet_curves_downward_less_than_t
     runs = four_runs()
     table = toy_landscapes(runs, four_surfaces(resnet, plain))
     check = claims.check_landscape(runs, table)
-    assert check.status == status and "Li, Xu, Taylor, Studer and Goldstein (2018)" in check.source
-    assert "not the paper" in check.source
+    assert check.status == status and check.source == "Li, Xu, Taylor, Studer and Goldstein (2018)"
     smoke = four_runs("smoke")
     smoke_table = toy_landscapes(smoke, four_surfaces(resnet, plain))
     assert claims.check_landscape(smoke, smoke_table).status == claims.TOO_SHORT
@@ -223,12 +222,14 @@ def test_without_a_landscape_the_claim_and_the_page_give_the_command():
     check = claims.check_landscape(runs, empty)
     assert check.status == claims.NO_RUN and "analyze landscape" in check.note
     status = claims.claims_status(runs, toy_runs(), landscape=empty)
-    assert status.source.iloc[-1].startswith("Li, Xu") and status.status.iloc[-1] == claims.NO_RUN
+    assert status.source.iloc[-1] == "Li, Xu, Taylor, Studer and Goldstein (2018), not He et al."
+    assert status.status.iloc[-1] == claims.NO_RUN
     selection = claims.select_figure(runs, "landscape")
     note = notes.landscape_notes(selection, {}, LandscapeSettings())
     assert "**No landscape yet** for plain-20 (about" in note and "analyze landscape" in note
     assert "ResNet-110 is added when it has a run" in note
     assert "has not run on these nets yet" in notes.landscape_closing_note(runs, empty)
+    assert "**not computed yet**. Run `python -m resnet_repro" in claims.literature_check_markdown(check)
     assert notes.landscape_notes(claims.select_figure(EMPTY_RUNS, "landscape"), {}, LandscapeSettings())
 
 
