@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import figures, notes, plots
+from . import figures, notes, plots, signals
 from .chapters import CHAPTER_EXPERIMENTS
 
 
@@ -110,6 +110,32 @@ def show_figure7(runs: pd.DataFrame, layer_std: pd.DataFrame) -> figures.Selecti
     if not rows.empty:
         show(plots.stamp(plots.figure7(rows), [selection]))
     return selection
+
+
+def _deepest_pair(found: dict) -> dict:
+    """The surfaces of the deepest depth that has both a plain net and a ResNet (else all of them)."""
+    for depth in (110, 56, 20):
+        pair = {name: f for name, f in found.items() if name in (f"plain-{depth}", f"ResNet-{depth}")}
+        if len(pair) == 2:
+            return dict(sorted(pair.items(), key=lambda item: not item[0].startswith("plain")))
+    return found
+
+
+LANDSCAPE_VIEWS = {
+    "contours": plots.landscape_contours,
+    "slices": plots.landscape_slices,
+    "surface": lambda found: plots.landscape_surface(_deepest_pair(found)),  # the deepest pair only
+}
+
+
+def show_landscape(runs: pd.DataFrame, landscape: pd.DataFrame, view: str) -> dict:
+    """Draw one view of the loss landscapes (LANDSCAPE_VIEWS) of the nets that have a landscape.csv;
+    returns them by label (signals.Landscape), empty when there are none."""
+    selection = figures.select_figure(runs, "landscape")
+    found = signals.landscapes(landscape, selection)
+    if found:
+        show(plots.stamp(LANDSCAPE_VIEWS[view](found), [selection]))
+    return found
 
 
 def figure_notes(selections: dict[str, figures.Selection]) -> str:

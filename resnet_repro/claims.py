@@ -7,7 +7,7 @@ Paper numbers come from ``resnet_repro.paper`` and nowhere else; which runs a ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -15,9 +15,9 @@ from . import models
 from .cost_tables import imagenet_costs
 from .figures import (
     Selection,
+    analyze_command,
     is_smoke,
     label,
-    lesion_command,
     mean_pm,
     net,
     net_results,
@@ -29,8 +29,18 @@ from .figures import (
     to_run,
 )
 from .paper import paper_value
-from .results import GRAD_NORM_COLUMNS, RUN_KEYS
-from .signals import EDGE_LAYERS, chance_error, gradient_extremes, gradient_ratios, lesion_effects, ratio_text
+from .results import GRAD_NORM_COLUMNS, LANDSCAPE_COLUMNS, RUN_KEYS
+from .signals import (
+    EDGE_LAYERS,
+    NEAR_THETA,
+    NEGATIVE_CURVATURE,
+    chance_error,
+    gradient_extremes,
+    gradient_ratios,
+    landscapes,
+    lesion_effects,
+    ratio_text,
+)
 
 HOLDS, FAILS, PARTLY = "holds", "fails", "partly"
 
@@ -272,11 +282,14 @@ def claims_status(
     layer_std: pd.DataFrame,
     costs: pd.DataFrame | None = None,
     grad_norms: pd.DataFrame | None = None,
+    landscape: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The introduction's table: every claim of the paper we test, the paper's number, ours, and whether it
-    holds (the lesion study is the literature's claim, not the paper's: its chapter judges it)."""
+    holds; then Li et al.'s claim on the loss landscape, labelled as theirs (the lesion study, also the
+    literature's, is judged in its chapter only)."""
     costs = imagenet_costs() if costs is None else costs
     grad_norms = pd.DataFrame(columns=RUN_KEYS + GRAD_NORM_COLUMNS) if grad_norms is None else grad_norms
+    landscape = pd.DataFrame(columns=RUN_KEYS + LANDSCAPE_COLUMNS) if landscape is None else landscape
     checks = [
         check_degradation(runs),
         check_residual_beats_plain(runs),
@@ -288,8 +301,14 @@ def claims_status(
         check_forward_signals(runs, layer_std),
         check_vgg_flops(costs),
         check_152_below_vgg(costs),
+        literature_row(check_landscape(runs, landscape)),
     ]
     return pd.DataFrame([c.as_row() for c in checks])
+
+
+def literature_row(check: Check) -> Check:
+    """A claim from the literature as a row of the paper's table: its source says it is not He et al.'s."""
+    return replace(check, source=f"{check.source}, not He et al.")
 
 
 SAME_RUNS = "the runs named above"
@@ -399,7 +418,7 @@ def check_lesion(runs: pd.DataFrame, lesions: pd.DataFrame) -> Check:
     resnet, plain = effects.get("ResNet-56"), effects.get("plain-56")
     if resnet is None or plain is None:
         wanted = [n for n in ("ResNet-56", "plain-56") if n not in effects]
-        note = lesion_command(selection, wanted)
+        note = analyze_command(selection, wanted, "lesion")
         return Check(claim, LITERATURE_LESION, literature, "", NO_RUN, note)
     keeps = resnet.median_damage(changes_shape=False)
     changing = resnet.table[resnet.table.changes_shape]
@@ -423,9 +442,52 @@ def check_lesion(runs: pd.DataFrame, lesions: pd.DataFrame) -> Check:
 def literature_check_markdown(check: Check) -> str:
     """check_markdown for a claim from the literature: it is attributed to its authors, not to the paper."""
     if check.status == NO_RUN:
-        missing = f"*{check.claim}* ({check.source}, not the paper): **no lesion yet**."
+        missing = f"*{check.claim}* ({check.source}, not the paper): **not computed yet**."
         return f"{missing} Run {check.note} to check it."
     return (
         f"*{check.claim}* (reported by {check.source}, not by He et al.): **{check.status}** in our runs. "
         f"{check.source}: {check.paper}. Ours: {check.ours} ({check.note})."
     )
+
+
+LITERATURE_LANDSCAPE = "Li, Xu, Taylor, Studer and Goldstein (2018)"  # not the paper, labelled so everywhere
+
+
+def landscape_criteria() -> str:
+    """The landscape verdict's yardstick, in words (Markdown)."""
+    return (
+        "At each inner grid point the curvature of the surface is read from its finite-difference Hessian "
+        "(central differences of the loss over the neighbouring grid points). The surface *curves "
+        "downward* there (it is not locally convex) when the Hessian's smaller eigenvalue is negative and "
+        f"at least {NEGATIVE_CURVATURE:.0%} of the larger one in size. *Near the trained weights* means "
+        f"|α| and |β| at most {NEAR_THETA:.0%} of the grid's span. The claim holds when, at 56 layers, the "
+        "ResNet's surface curves downward at a smaller share of the points than the plain net's, both near "
+        "the trained weights and over the whole grid; *partly* when only one of the two."
+    )
+
+
+def check_landscape(runs: pd.DataFrame, landscape: pd.DataFrame) -> Check:
+    """Li et al. (2018): skip connections keep the loss surface around the trained weights smooth and
+    nearly convex, where the plain net of the same depth (56 layers) turns chaotic. Judged on the share of
+    grid points where the surface curves downward (the literature's claim, not the paper's)."""
+    claim = "Skip connections make the loss landscape smoother, closer to convex: ResNet-56's vs plain-56's"
+    literature = (
+        "CIFAR-10 ResNet-56 and its twin without shortcuts, filter-normalised random directions: the "
+        "ResNet's surface is smooth and nearly convex, the plain net's chaotic (pictures, no number)"
+    )
+    source = LITERATURE_LANDSCAPE
+    selection = select_figure(runs, "landscape")
+    found = landscapes(landscape, selection)
+    resnet, plain = found.get("ResNet-56"), found.get("plain-56")
+    if resnet is None or plain is None:
+        wanted = [n for n in ("ResNet-56", "plain-56") if n not in found]
+        return Check(claim, source, literature, "", NO_RUN, analyze_command(selection, wanted, "landscape"))
+    shares = {
+        region: (resnet.non_convex_share(near), plain.non_convex_share(near))
+        for region, near in (("near the trained weights", True), ("whole grid", False))
+    }
+    ours = "share of grid points curving downward, " + "; ".join(
+        f"{region}: ResNet-56 {r:.0%}, plain-56 {p:.0%}" for region, (r, p) in shares.items()
+    )
+    results = [r < p for r, p in shares.values()]
+    return Check(claim, source, literature, ours, _judged(selection, results), _runs_note(selection))

@@ -29,6 +29,15 @@ CIFAR_DEFAULT = inspect.signature(models.cifar_resnet).parameters["shortcut"].de
 IMAGENET_DEFAULT = inspect.signature(models.imagenet_resnet).parameters["shortcut"].default
 
 
+def cifar_macs(arch: str) -> int:
+    """Multiply-adds of one forward pass of a CIFAR-10 net ("resnet56", "plain20"), counted on the meta
+    device: what the analyses of stored weights scale their time estimates by."""
+    import torch
+
+    with torch.device("meta"):
+        return flops.count_macs(models.build_cifar(arch))
+
+
 def cost_row(name: str) -> flops.CostRow:
     """A paper-style name ("VGG-19", "plain-34", "ResNet-34 A", "ResNet-56") as a row to count."""
     match = NAME_PATTERN.match(name)

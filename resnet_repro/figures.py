@@ -284,9 +284,12 @@ FIGURES["gradients"] = (nets_of("plain", (20, 56)) + nets_of("resnet", (20, 56))
 FIGURES["lesion"] = ((net("resnet56"), net("plain56"), net("resnet110")), "fig7")
 
 
-def lesion_command(selection: Selection, labels_wanted) -> str:
-    """The command that computes what a lesion check lacks: `analyze lesion` on runs that exist, the
-    training command for nets that have no run."""
+FIGURES["landscape"] = (nets_of("plain", (20, 56)) + nets_of("resnet", (20, 56, 110)), "fig7")
+
+
+def analyze_command(selection: Selection, labels_wanted, analysis: str) -> str:
+    """The command that computes what an analysis of stored weights ("lesion", "landscape": the figure of
+    that name) lacks: `analyze <analysis>` on runs that exist, the training command for nets without one."""
     runs = selection.runs
     have = {label(a, s): p for a, s, p in zip(runs.arch, runs.shortcut, runs.path, strict=True)}
     folders = []
@@ -296,7 +299,7 @@ def lesion_command(selection: Selection, labels_wanted) -> str:
             folders.append(str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path))
     parts = []
     if folders:
-        parts.append(f"`python -m resnet_repro analyze lesion {' '.join(folders)}`")
+        parts.append(f"`python -m resnet_repro analyze {analysis} {' '.join(folders)}`")
     if len(folders) < len(labels_wanted):
-        parts.append(f"{to_run(selection, 'lesion')} (to train the nets first)")
+        parts.append(f"{to_run(selection, analysis)} (to train the nets first)")
     return " and ".join(parts)

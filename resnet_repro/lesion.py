@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -36,15 +35,9 @@ from .augment import mean_image, normalize
 from .data import CifarData
 from .evaluation import EVAL_BATCH, autocast
 from .models import BasicBlock, Bottleneck
-from .results import (
-    RUN_KEYS,
-    WEIGHTS_FILE,
-    dataset_label,
-    is_finished,
-    read_run_record,
-    write_csv,
-)
+from .results import RUN_KEYS, WEIGHTS_FILE, is_finished, write_csv
 from .runlock import run_lock
+from .weights import weights_sha256
 
 LESION_FILE = "lesion.csv"
 # block: 0 for the intact net, else the removed block's position in network order (1-based).
@@ -274,10 +267,6 @@ def lesion_table(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def weights_sha256(folder: Path) -> str:
-    return hashlib.sha256((Path(folder) / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
-
-
 def is_cached(folder: Path) -> bool:
     """lesion.csv exists and was computed from the weights now in the folder."""
     path = Path(folder) / LESION_FILE
@@ -289,24 +278,10 @@ def is_cached(folder: Path) -> bool:
 
 def run_test_images(folder: Path, data: str | CifarData | None = None, progress: bool = False):
     """The run's own test images, normalized as in training (its training set's per-pixel mean), with
-    their labels and class names. data: where the dataset is now, if not at the path the run recorded, or
-    the dataset already in memory (the smoke subset and validation split are applied as in training)."""
-    from .config import RunConfig
-    from .trainer import dataset_key, prepare_data
+    their labels and class names (data: as trainer.finished_run_data takes it)."""
+    from .trainer import finished_run_data
 
-    record = read_run_record(folder)
-    config = RunConfig.from_dict(record["config"])
-    if isinstance(data, str | Path):
-        config = replace(config, data=str(data))
-    loaded = prepare_data(config, data if isinstance(data, CifarData) else None, progress=progress)
-    recorded = record["provenance"]["dataset"]
-    if dataset_key(loaded.identity) != dataset_key(recorded):
-        raise ValueError(
-            f"{folder}: the run was trained on {dataset_label(recorded)} (sha256 "
-            f"{str(recorded.get('sha256'))[:12]}), but {config.data or 'the official download'} is "
-            f"{dataset_label(loaded.identity)} (sha256 {str(loaded.identity.get('sha256'))[:12]}); "
-            "pass --data with the run's dataset"
-        )
+    loaded = finished_run_data(folder, data, progress)
     mean = mean_image(loaded.train_images)  # as TrainingLoop: the per-pixel mean of the training images
     return normalize(loaded.test_images, mean), loaded.test_labels, list(loaded.classes)
 
@@ -324,7 +299,7 @@ def analyze_run(
     device: "auto" (CUDA if available), "cpu" or "cuda". amp: "auto" (bf16 on CUDA and on CPUs that
     multiply bf16 in hardware), "on" or "off".
     """
-    from .runtime import cpu_has_native_bf16, device_name, resolve_device
+    from .runtime import analysis_amp, device_name, resolve_device
     from .weights import load_trained_model
 
     folder = Path(folder)
@@ -334,7 +309,7 @@ def analyze_run(
     if not force and is_cached(folder):
         return path, False
     torch_device = resolve_device(device)
-    use_amp = (torch_device.type == "cuda" or cpu_has_native_bf16()) if amp == "auto" else amp == "on"
+    use_amp = analysis_amp(amp, torch_device)
     with run_lock(folder):  # one writer per run folder: no `train --force` replaces the weights meanwhile
         weights = weights_sha256(folder)
         model = load_trained_model(folder, torch_device).to(memory_format=torch.channels_last)

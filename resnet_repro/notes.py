@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import pandas as pd
 
 from .claims import (
@@ -17,7 +18,9 @@ from .claims import (
     VANISHING_FACTOR,
     check_degradation,
     check_gradients,
+    check_landscape,
 )
+from .cost_tables import cifar_macs
 from .experiments import experiment_specs
 from .figures import (
     FIGURES,
@@ -25,6 +28,7 @@ from .figures import (
     OFFICIAL_DATASET,
     PLAIN,
     Selection,
+    analyze_command,
     budget_flags,
     budget_rank,
     is_smoke,
@@ -40,7 +44,15 @@ from .figures import (
 from .provenance import speed_options_table
 from .results import parse_dataset_label
 from .schedule import PAPER_ITERATIONS
-from .signals import gradient_extremes, gradient_ratios, ratio_text
+from .signals import (
+    Landscape,
+    gradient_extremes,
+    gradient_ratios,
+    landscapes,
+    precision_gap,
+    precision_gap_text,
+    ratio_text,
+)
 
 
 def is_lossy(dataset: str | None) -> bool:
@@ -324,7 +336,7 @@ PRECISION_CHECK_COMMAND = (
 )
 
 
-def precision_note(rows: pd.DataFrame) -> str:
+def bf16_training_note(rows: pd.DataFrame) -> str:
     """What the bf16/fp32 check found, in words: where bf16 lags fp32 by more than the seeds' spread, or
     that it lags nowhere; that it has not run yet, with its command."""
     from .precision import METRIC_NAMES, bf16_agrees, precision_verdicts
@@ -356,3 +368,121 @@ def precision_note(rows: pd.DataFrame) -> str:
         for v in lagging.itertuples()
     )
     return f"**bf16 lags fp32** by more than the seeds' spread ({setting}): {where}."
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The loss landscape (Li et al.'s method; landscape.csv)
+# ---------------------------------------------------------------------------------------------------------
+
+# When no landscape.csv says how fast this machine is: one grid row of ResNet-56 (25 points x 500 training
+# images) took 23.5 s of CPU time in bf16 on one thread of a 2-core AMD EPYC (187 s of wall time, niced,
+# beside two training runs): (images evaluated, CPU seconds) for the net measured.
+LANDSCAPE_REFERENCE = ("resnet56", 25 * 500, 23.5, "one core of a 2-core AMD EPYC (bf16, CPU time)")
+
+
+def minutes(seconds: float) -> str:
+    """A duration as the notes say it: "45 s", "12.5 min", "3.2 h"."""
+    if seconds >= 3 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def landscape_estimate(arch: str, settings, found: dict[str, Landscape]) -> tuple[float, str]:
+    """How long `analyze landscape` would take for `arch` at `settings` (landscape.LandscapeSettings), and
+    on what: scaled by passes x images x multiply-adds from a net measured here, else LANDSCAPE_REFERENCE."""
+    passes = len(settings.wanted()) * settings.images
+    if found:
+        measured = next(iter(found.values()))
+        where = f"{measured.device} ({measured.amp}, CPU time as measured above)"
+        done = measured.cpu_seconds, measured.arch, measured.evaluated * measured.images
+    else:
+        reference_arch, reference_passes, seconds, where = LANDSCAPE_REFERENCE
+        done = seconds, reference_arch, reference_passes
+    seconds, measured_arch, measured_passes = done
+    return seconds * passes * cifar_macs(arch) / (measured_passes * cifar_macs(measured_arch)), where
+
+
+def landscape_notes(selection: Selection, found: dict[str, Landscape], settings) -> str:
+    """Markdown under the landscape figures: which runs, each surface's grid, subset and cost, and what
+    is missing with the command for it (and how long it would take at `settings`)."""
+    if selection.empty:
+        return missing_note("landscape")
+    parts = [shown_note(selection)]
+    for name, landscape in found.items():
+        loss, error = landscape.center
+        points = len(landscape.axis)
+        span = float(np.abs(landscape.axis).max())
+        parts.append(
+            f"{name}: {points} × {points} grid over [−{span:g}, {span:g}]² and {len(landscape.slice)} points "
+            f"along δ, on {landscape.images:,} training images (loss {loss:.3f} and error {error:.2f}% at "
+            f"the trained weights), in {minutes(landscape.seconds)} ({minutes(landscape.cpu_seconds)} of CPU "
+            f"time) on {landscape.device} ({landscape.amp}, {landscape.threads} "
+            f"thread{'s' if landscape.threads != 1 else ''})."
+        )
+    optional = FIGURES["landscape"][0][-1]  # ResNet-110: drawn when it has a run and a landscape.csv
+    needed = [n for n in selection.nets if label(*n) not in found and n != optional]
+    if needed:
+        estimates = []
+        for arch, shortcut in needed:
+            if (arch, shortcut) in selection.present:
+                seconds, where = landscape_estimate(arch, settings, found)
+                estimates.append(f"{label(arch, shortcut)} (about {minutes(seconds)} on {where})")
+            else:
+                estimates.append(f"{label(arch, shortcut)} (no run yet)")
+        command = analyze_command(selection, [label(*n) for n in needed], "landscape")
+        parts.append(f"**No landscape yet** for {', '.join(estimates)}: {command}.")
+    if label(*optional) not in found:
+        parts.append(f"{label(*optional)} is added when it has a run and a landscape.csv.")
+    return " ".join(parts)
+
+
+def landscape_table(found: dict[str, Landscape]) -> str:
+    """Markdown table: per net, the loss and error at the trained weights and the share of grid points
+    where the surface curves downward, near the trained weights and over the whole grid."""
+    lines = [
+        "| net | loss at the trained weights | error there | curves downward: near | whole grid |",
+        "|---|---|---|---|---|",
+    ]
+    for name, landscape in found.items():
+        loss, error = landscape.center
+        lines.append(
+            f"| {name} | {loss:.3f} | {error:.2f}% | {landscape.non_convex_share(near=True):.0%} | "
+            f"{landscape.non_convex_share(near=False):.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def precision_note(table: pd.DataFrame, selection: Selection) -> str:
+    """Whether bf16 evaluation was checked against fp32 (`--check-fp32`), and how far apart they were."""
+    checked = []
+    for run in selection.runs.itertuples():
+        gap = precision_gap(table[table.run == run.run])
+        if gap is not None:
+            checked.append(f"{label(run.arch, run.shortcut)}: {precision_gap_text(gap)}.")
+    if not checked:
+        return (
+            "No surface shown has been checked against fp32 yet: `analyze landscape RUN_FOLDER --check-fp32` "
+            "evaluates its row β = 0 again in fp32 and adds it to landscape.csv."
+        )
+    return " ".join(checked)
+
+
+def landscape_closing_note(runs: pd.DataFrame, landscape: pd.DataFrame) -> str:
+    """Markdown list: the verdict on Li et al.'s claim, and per net its reading, grid, subset and the time
+    `analyze landscape` took."""
+    check = check_landscape(runs, landscape)
+    result = f"**{check.status}**" + (f": {check.ours}" if check.ours else f"; run {check.note}")
+    items = [f"- {check.claim} ({check.source}, not the paper): {result}."]
+    found = landscapes(landscape, select_figure(runs, "landscape"))
+    if not found:
+        items.append("- `analyze landscape` has not run on these nets yet.")
+    for name, surface in found.items():
+        points = len(surface.axis)
+        items.append(
+            f"- {name}: curves downward at {surface.non_convex_share(near=True):.0%} of the grid points near "
+            f"the trained weights, {surface.non_convex_share(near=False):.0%} over the whole grid "
+            f"({points} × {points} points, {surface.images:,} training images); `analyze landscape` took "
+            f"{minutes(surface.seconds)} ({minutes(surface.cpu_seconds)} of CPU time) on {surface.device} "
+            f"({surface.amp})."
+        )
+    return "\n".join(items)

@@ -13,16 +13,18 @@ import textwrap
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Circle, FancyBboxPatch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
+from matplotlib.ticker import LogLocator, MaxNLocator
 from torch import nn
 
-from . import figures, notes
+from . import figures, models, notes, signals
 from .flops import count_params
 from .models.blocks import BasicBlock, ProjectionShortcut, ZeroPadShortcut
 
@@ -417,5 +419,106 @@ def precision_figure(rows: pd.DataFrame) -> Figure:
             ax.set_xlabel("iteration")
             ax.set_ylabel(f"{METRIC_NAMES[metric]} (%)")
             ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The loss landscape (Li et al.'s method, landscape.csv): contours, slices, a surface
+# ---------------------------------------------------------------------------------------------------------
+
+LANDSCAPE_LEVELS = 24  # contour levels, spaced evenly in log(loss) over every surface drawn together
+
+
+def _loss_levels(found: dict[str, signals.Landscape]) -> np.ndarray:
+    """Log-spaced levels from the lowest to the highest loss of the surfaces drawn together, so one colour
+    means one loss in every panel."""
+    low = min(float(np.nanmin(f.loss)) for f in found.values())
+    high = max(float(np.nanmax(f.loss)) for f in found.values())
+    return np.geomspace(max(low, 1e-6), max(high, 2 * low, 1e-5), LANDSCAPE_LEVELS)
+
+
+def _pairs(found: dict[str, signals.Landscape]) -> dict[int, list[signals.Landscape]]:
+    """The surfaces by depth, shallowest first, the plain net before the ResNet."""
+    depths: dict[int, list[signals.Landscape]] = {}
+    for landscape in found.values():
+        depths.setdefault(models.parse_arch(landscape.arch)[1], []).append(landscape)
+    return {d: sorted(depths[d], key=lambda f: not f.arch.startswith("plain")) for d in sorted(depths)}
+
+
+@book_style()
+def landscape_contours(found: dict[str, signals.Landscape]) -> Figure:
+    """One row per depth, the plain net left and the ResNet right: contours of the training loss around the
+    trained weights (star) on the plane of the two directions. Black dots: grid points where the surface
+    curves downward; the dashed square: the points near the trained weights."""
+    pairs = _pairs(found)
+    columns = max(len(row) for row in pairs.values())
+    fig, axes = plt.subplots(len(pairs), columns, figsize=(4.4 * columns, 3.9 * len(pairs)), squeeze=False)
+    levels = _loss_levels(found)
+    norm = LogNorm(levels[0], levels[-1])
+    filled = None
+    for row, (_, landscapes) in zip(axes, pairs.items(), strict=True):
+        for ax, landscape in zip(row, landscapes, strict=False):
+            alpha, beta = np.meshgrid(landscape.axis, landscape.axis)
+            loss = np.clip(landscape.loss, levels[0], levels[-1])
+            filled = ax.contourf(alpha, beta, loss, levels=levels, norm=norm, cmap="viridis")
+            ax.contour(alpha, beta, loss, levels=levels[::3], colors="white", linewidths=0.5, alpha=0.6)
+            down = landscape.downward()
+            ax.plot(alpha[down], beta[down], ".", color="black", markersize=2.5)
+            reach = signals.NEAR_THETA * float(np.abs(landscape.axis).max())
+            ax.add_patch(Rectangle((-reach, -reach), 2 * reach, 2 * reach, fill=False,
+                                               linestyle="--", linewidth=0.8, edgecolor="white"))  # fmt: skip
+            ax.plot([0], [0], "*", color="white", markersize=11, markeredgecolor="black")
+            ax.set_title(f"{landscape.label}: curves downward at {landscape.non_convex_share():.0%}\n"
+                         f"of the points near the trained weights", fontsize=9)  # fmt: skip
+            ax.set_aspect("equal")
+            ax.set_xlabel("α (along δ)")
+            ax.set_ylabel("β (along η)")
+        for ax in row[len(landscapes) :]:
+            ax.set_visible(False)
+    colorbar = fig.colorbar(filled, ax=axes.ravel().tolist(), shrink=0.85, label="training loss")
+    colorbar.ax.yaxis.set_major_locator(LogLocator())
+    return fig
+
+
+@book_style()
+def landscape_slices(found: dict[str, signals.Landscape]) -> Figure:
+    """The loss (left, log scale) and the error (right) along δ alone, every net overlaid."""
+    fig, (loss_ax, error_ax) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    colors = net_colors(found)
+    for name, landscape in found.items():
+        dashed = name.startswith("plain")
+        style = {"color": colors[name], "linewidth": 1.6, "linestyle": "--" if dashed else "-"}
+        loss_ax.plot(landscape.slice.alpha, landscape.slice.loss, label=name, **style)
+        error_ax.plot(landscape.slice.alpha, landscape.slice.error, label=name, **style)
+    loss_ax.set_yscale("log")
+    loss_ax.set_ylabel("training loss")
+    error_ax.set_ylabel("training error (%)")
+    error_ax.set_ylim(0, 100)
+    for ax in (loss_ax, error_ax):
+        ax.axvline(0, color="0.6", linestyle=":", linewidth=1.0)
+        ax.set_xlabel("α (along δ; 0: the trained weights)")
+    loss_ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+@book_style()
+def landscape_surface(found: dict[str, signals.Landscape]) -> Figure:
+    """The surfaces as 3-D plots side by side, log10 of the loss on one vertical scale."""
+    fig = plt.figure(figsize=(5.2 * len(found), 4.6))
+    levels = _loss_levels(found)
+    low, high = np.log10(levels[0]), np.log10(levels[-1])
+    for index, landscape in enumerate(found.values(), start=1):
+        ax = fig.add_subplot(1, len(found), index, projection="3d")
+        alpha, beta = np.meshgrid(landscape.axis, landscape.axis)
+        height = np.log10(np.clip(landscape.loss, levels[0], levels[-1]))
+        ax.plot_surface(alpha, beta, height, cmap="viridis", vmin=low, vmax=high, linewidth=0)
+        ax.set_zlim(low, high)
+        ax.set_title(landscape.label)
+        ax.set_xlabel("α")
+        ax.set_ylabel("β")
+        ax.set_zlabel("log10 training loss")
+        ax.view_init(elev=35, azim=-60)
     fig.tight_layout()
     return fig

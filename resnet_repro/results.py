@@ -8,6 +8,7 @@ Layout (one folder per run, shared by every experiment that needs the run):
         grad_norm.csv   iteration, layer, name, grad_norm (section 4.1: gradients along training)
         weights.pt      the trained weights (weights.py)
         run.json        config, budget, final errors, params, times, speed options, provenance
+        lesion.csv, landscape.csv   analyses of the stored weights (`python -m resnet_repro analyze`)
         checkpoint.pt   only while training; deleted when the run finishes
 
 <budget label> is "smoke", "quick", "full", or "<budget>-<N>it" for a run of non-standard length.
@@ -49,6 +50,14 @@ HISTORY_FILE, LAYER_STD_FILE, GRAD_NORM_FILE, WEIGHTS_FILE, RUN_FILE, CHECKPOINT
 HISTORY_COLUMNS = ["iteration", "lr", "train_loss", "train_error", "test_error"]
 LAYER_STD_COLUMNS = ["layer", "name", "std"]
 GRAD_NORM_COLUMNS = ["iteration", "layer", "name", "grad_norm"]
+# landscape.csv (`analyze landscape`, landscape.py): a row per point theta* + alpha*delta + beta*eta.
+# kind: "surface" (the grid), "slice" (beta = 0, along delta only) or "fp32 check" (a surface row again in
+# fp32); loss: mean cross-entropy, error in %, both on `images` unaugmented training images; seconds and
+# cpu_seconds: that point's wall-clock and process CPU time (every thread's); direction_seed: of the two
+# directions; threads: the CPU threads torch used.
+LANDSCAPE_FILE = "landscape.csv"
+LANDSCAPE_COLUMNS = ["kind", "alpha", "beta", "loss", "error", "seconds", "cpu_seconds", "images"]
+LANDSCAPE_COLUMNS += ["direction_seed", "device", "amp", "compiled", "threads", "weights_sha256"]
 RUN_KEYS = ["run", "arch", "family", "depth", "shortcut", "seed", "budget", "dataset"]
 RUN_COLUMNS = [
     "experiment",
@@ -332,3 +341,8 @@ def load_layer_std(results_dir: str | os.PathLike | None = None) -> pd.DataFrame
     trained network in eval mode.
     """
     return _per_run_table(results_dir, LAYER_STD_FILE, LAYER_STD_COLUMNS)
+
+
+def load_landscapes(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The loss landscapes of every finished run that has a landscape.csv: run keys + LANDSCAPE_COLUMNS."""
+    return _per_run_table(results_dir, LANDSCAPE_FILE, LANDSCAPE_COLUMNS, optional=True)

@@ -56,6 +56,14 @@ def cpu_has_native_bf16() -> bool:
     return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
 
 
+def analysis_amp(amp: str, device: torch.device) -> bool:
+    """Whether an analysis of stored weights evaluates in bf16 autocast: amp "on", "off", or "auto" (on CUDA
+    and on CPUs that multiply bf16 in hardware, as training does)."""
+    if amp not in ("auto", "on", "off"):
+        raise ValueError(f"amp must be auto, on or off, got {amp!r}")
+    return (device.type == "cuda" or cpu_has_native_bf16()) if amp == "auto" else amp == "on"
+
+
 @contextlib.contextmanager
 def cudnn_benchmark(enabled: bool):
     """Set torch.backends.cudnn.benchmark for the duration (it is process-wide)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -39,6 +39,7 @@ from .results import (
     RUN_FILE,
     WEIGHTS_FILE,
     damaged_file,
+    dataset_label,
     is_finished,
     read_history,
     read_run_record,
@@ -100,6 +101,26 @@ def prepare_data(config: RunConfig, data: CifarData | None = None, progress: boo
     if config.val_split:
         data = split_validation(data, size=config.val_split, seed=0)  # the same held-out set for every seed
     return data
+
+
+def finished_run_data(folder: Path, data: str | Path | CifarData | None = None, progress: bool = False):
+    """The images a finished run trained and tested on, as prepare_data gave them to it, checked against
+    the dataset its run.json records. data: where the dataset is now, if not at the path the run recorded,
+    or the dataset already in memory."""
+    record = read_run_record(folder)
+    config = RunConfig.from_dict(record["config"])
+    if isinstance(data, str | Path):
+        config = replace(config, data=str(data))
+    loaded = prepare_data(config, data if isinstance(data, CifarData) else None, progress=progress)
+    recorded = record["provenance"]["dataset"]
+    if dataset_key(loaded.identity) != dataset_key(recorded):
+        raise ValueError(
+            f"{folder}: the run was trained on {dataset_label(recorded)} (sha256 "
+            f"{str(recorded.get('sha256'))[:12]}), but {config.data or 'the official download'} is "
+            f"{dataset_label(loaded.identity)} (sha256 {str(loaded.identity.get('sha256'))[:12]}); "
+            "pass --data with the run's dataset"
+        )
+    return loaded
 
 
 def dataset_key(identity: dict) -> dict:

@@ -9,6 +9,7 @@ every layer, are kept exact in fp32.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -58,3 +59,9 @@ def load_trained_model(folder: str | Path, device: str | torch.device = "cpu") -
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict({key: value.to(model.state_dict()[key].dtype) for key, value in state.items()})
     return model.to(device).eval()
+
+
+def weights_sha256(folder: str | Path) -> str:
+    """The first 16 hex digits of the sha256 of the run's weights.pt: what an analysis cached in the run
+    folder records, so it is recomputed when the weights change."""
+    return hashlib.sha256((Path(folder) / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import book, claims, figures, lesion, notes, plots, signals
+from .cost_tables import cifar_macs
 from .explorer import figure_png
-from .flops import count_macs
 from .models import build_cifar
 
 ITERATION_LINES = 4  # iterations drawn per net: initialisation, the first eval point, mid-training, the end
@@ -185,11 +185,6 @@ def lesion_passes(arch: str) -> float:
     return 1 + sum((len(sites) - site.block + 1) / len(sites) for site in sites if site.removable)
 
 
-def _macs(arch: str) -> int:
-    with torch.device("meta"):
-        return count_macs(build_cifar(arch))
-
-
 def lesion_times(lesions: pd.DataFrame, selection: figures.Selection) -> pd.DataFrame:
     """Per net with a lesion.csv: seconds `analyze lesion` computed (mean over seeds), device, precision."""
     rows = figures.rows_of(lesions, selection)
@@ -217,16 +212,12 @@ def estimated_seconds(arch: str, times: pd.DataFrame) -> tuple[float, str]:
     nets measured here (their lesion.csv), else from REFERENCE_TIME."""
     if times.empty:
         measured, seconds, where = REFERENCE_TIME
-        return seconds * lesion_passes(arch) * _macs(arch) / (
-            lesion_passes(measured) * _macs(measured)
+        return seconds * lesion_passes(arch) * cifar_macs(arch) / (
+            lesion_passes(measured) * cifar_macs(measured)
         ), where
-    work = sum(lesion_passes(a) * _macs(a) for a in times.arch)
+    work = sum(lesion_passes(a) * cifar_macs(a) for a in times.arch)
     where = " / ".join(dict.fromkeys(times.device)) + " (at the speed measured above)"
-    return float(times.seconds.sum() * lesion_passes(arch) * _macs(arch) / work), where
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+    return float(times.seconds.sum() * lesion_passes(arch) * cifar_macs(arch) / work), where
 
 
 def lesion_notes(selection: figures.Selection, lesions: pd.DataFrame) -> str:
@@ -243,7 +234,7 @@ def lesion_notes(selection: figures.Selection, lesions: pd.DataFrame) -> str:
         parts.append(
             f"{name}: intact {effect.intact:.2f}% from the stored weights ({took.amp}; the run recorded "
             f"{recorded[name]:.2f}% at the end of training); {len(effect.table)} lesions in "
-            f"{_minutes(took.seconds)} on {took.device}."
+            f"{notes.minutes(took.seconds)} on {took.device}."
         )
     optional = figures.net("resnet110")
     needed = [n for n in selection.nets if figures.label(*n) not in effects and n != optional]
@@ -252,13 +243,12 @@ def lesion_notes(selection: figures.Selection, lesions: pd.DataFrame) -> str:
         for arch, shortcut in needed:
             name = figures.label(arch, shortcut)
             estimate, where = estimated_seconds(arch, lesion_times(lesions, selection))
-            when = (
-                f"about {_minutes(estimate)} on {where}, {lesion_passes(arch):.0f} passes over the test set"
-            )
+            passes = f"{lesion_passes(arch):.0f} passes over the test set"
+            when = f"about {notes.minutes(estimate)} on {where}, {passes}"
             estimates.append(
                 f"{name} ({when})" if (arch, shortcut) in selection.present else f"{name} (no run yet)"
             )
-        command = figures.lesion_command(selection, [figures.label(*n) for n in needed])
+        command = figures.analyze_command(selection, [figures.label(*n) for n in needed], "lesion")
         parts.append(f"**No lesion yet** for {', '.join(estimates)}: {command}.")
     if figures.label(*optional) not in effects:
         parts.append(f"{figures.label(*optional)} is added when it has a run and a lesion.csv.")
@@ -351,10 +341,9 @@ def lesion_explorer(runs: pd.DataFrame, lesions: pd.DataFrame) -> LesionExplorer
 
 def explorer_note(explorer: LesionExplorer | None, selection: figures.Selection) -> Markdown:
     if explorer is None:
-        return Markdown(
-            "**No lesion yet**, so there is nothing to slide through: "
-            f"{figures.lesion_command(selection, [figures.label(*n) for n in selection.nets[:2]])}."
-        )
+        first_two = [figures.label(*n) for n in selection.nets[:2]]
+        command = figures.analyze_command(selection, first_two, "lesion")
+        return Markdown(f"**No lesion yet**, so there is nothing to slide through: {command}.")
     return Markdown(
         "Grey bars: the intact net; coloured bars: the same net without the chosen block. Blocks are "
         "numbered in forward order; the first block of stages 2 and 3 halves the map and doubles the filters."
@@ -394,6 +383,6 @@ def closing_note(runs: pd.DataFrame, grad_norms: pd.DataFrame, layer_std: pd.Dat
         items.append("- `analyze lesion` has not run on these nets yet.")
     for row in times.itertuples():
         items.append(
-            f"- `analyze lesion` on {row.label}: {_minutes(row.seconds)} on {row.device} ({row.amp})."
+            f"- `analyze lesion` on {row.label}: {notes.minutes(row.seconds)} on {row.device} ({row.amp})."
         )
     return "\n".join(items)

@@ -19,7 +19,7 @@ from resnet_repro import figures, lesion
 from resnet_repro.config import RunConfig
 from resnet_repro.data import CIFAR10_CLASSES, CifarData
 from resnet_repro.models import build_cifar, parse_arch
-from resnet_repro.results import HISTORY_COLUMNS, LAYER_STD_COLUMNS, RUN_COLUMNS, RUN_KEYS
+from resnet_repro.results import HISTORY_COLUMNS, LANDSCAPE_COLUMNS, LAYER_STD_COLUMNS, RUN_COLUMNS, RUN_KEYS
 
 # ---------------------------------------------------------------------------------------------------------
 # Result frames: the rows and curves that results.load_runs/load_histories/load_layer_std give
@@ -183,3 +183,35 @@ def make_tar(tree: Path, archive: Path, wrapper: str | None = None) -> Path:
         for split in ("train", "test"):
             tar.add(tree / split, arcname=f"{wrapper}/{split}" if wrapper else split)
     return archive
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loss landscapes (landscape.csv rows), as results.load_landscapes gives them
+# ---------------------------------------------------------------------------------------------------------
+
+
+def toy_landscapes(runs: pd.DataFrame, surfaces: dict, points: int = 9, check: bool = False) -> pd.DataFrame:
+    """landscape.csv rows: surfaces[arch](alpha, beta) is the loss on a points x points grid over [-1, 1]^2
+    and along beta = 0; error = 10 x loss; with `check`, an fp32 row 1% above the bf16 one."""
+    axis = np.linspace(-1, 1, points).round(6)
+    frames = []
+    for run in runs.itertuples():
+        loss = surfaces[run.arch]
+        rows = [("surface", a, b, loss(a, b), "bf16") for b in axis for a in axis]
+        rows += [("slice", a, 0.0, loss(a, 0.0), "bf16") for a in axis]
+        rows += [("fp32 check", a, 0.0, 1.01 * loss(a, 0.0), "fp32") for a in axis] if check else []
+        table = pd.DataFrame(rows, columns=["kind", "alpha", "beta", "loss", "amp"])
+        table = table.assign(error=10 * table.loss, seconds=2.0, cpu_seconds=1.0, images=200,
+                             direction_seed=0, device="cpu", compiled=False, threads=1,
+                             weights_sha256="x")  # fmt: skip
+        frames.append(table.assign(**{key: getattr(run, key) for key in RUN_KEYS}))
+    columns = RUN_KEYS + LANDSCAPE_COLUMNS
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def bowl(alpha, beta):
+    return 0.1 + alpha**2 + beta**2
+
+
+def saddle(alpha, beta):
+    return 3.0 + alpha**2 - beta**2

@@ -13,7 +13,7 @@ LAYERS = {
     "foundation": "paper schedule models models.blocks models.cifar models.imagenet flops data augment "
     "evaluation runlock config results weights parameters chapters",
     "training": "runtime training_loop fast_step trainer multirun stacked devices compile_cache experiments "
-    "preflight lesion cli_types imagenet.config imagenet.data imagenet.distributed imagenet.train",
+    "preflight lesion landscape cli_types imagenet.config imagenet.data imagenet.distributed imagenet.train",
     "reading": "cost_tables provenance figures signals claims precision",
     "pages": "notes tables plots book explorer why",
     "commands": "cli analyze __main__ imagenet.cli",

@@ -37,13 +37,13 @@ def test_bf16_lags_only_where_the_gap_exceeds_the_seeds_spread():
 def test_one_seed_has_no_spread_to_judge_by():
     verdicts = precision_verdicts(check_rows([60], [50]))
     assert verdicts.empty and bf16_agrees(verdicts) is None
-    assert "too few seeds" in notes.precision_note(check_rows([60], [50]))
+    assert "too few seeds" in notes.bf16_training_note(check_rows([60], [50]))
 
 
 def test_a_check_not_run_yet_reads_as_empty_and_the_page_gives_its_command(tmp_path):
     rows = load_precision_check(tmp_path / "absent.csv")
     assert rows.empty and "train_error" in rows.columns
-    assert notes.PRECISION_CHECK_COMMAND in notes.precision_note(rows)
+    assert notes.PRECISION_CHECK_COMMAND in notes.bf16_training_note(rows)
 
 
 def test_the_page_names_where_bf16_lags_and_the_table_and_figure_show_both_precisions(tmp_path):
@@ -51,7 +51,7 @@ def test_the_page_names_where_bf16_lags_and_the_table_and_figure_show_both_preci
         [check_rows([66, 67, 68], [59, 61, 63]), check_rows([60, 61, 62], [60, 61, 62], "plain56")],
         ignore_index=True,
     )
-    note = notes.precision_note(rows)
+    note = notes.bf16_training_note(rows)
     assert (
         "lags" in note
         and "ResNet-56 training error at 800: +6.00" in note
