@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .cli_types import OneLineErrorParser
+from .cli_types import SubcommandParser, available_device
 from .config import DEVICES
 from .landscape import LandscapeSettings
 
@@ -17,7 +17,7 @@ analyses:
 
 examples:
   python -m resnet_repro analyze lesion data/results/quick/resnet56-A-seed0 data/results/quick/plain56-seed0
-  python -m resnet_repro analyze lesion data/results/quick/*-seed0 --data ../shared/data/cifar10-jpeg.tar.gz
+  python -m resnet_repro analyze lesion data/results/quick/*-seed0 --data path/to/cifar10.tar.gz
   python -m resnet_repro analyze landscape data/results/quick/resnet20-A-seed0 --check-fp32
 
 A run folder whose lesion.csv (landscape.csv) was computed from its current weights (and settings) is
@@ -42,7 +42,9 @@ def _add_common_options(parser, cached: str) -> None:
         metavar="PATH",
         help="the runs' dataset, if no longer where they recorded it (checked against its sha256)",
     )
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA if available")
+    parser.add_argument(
+        "--device", type=available_device, choices=DEVICES, default="auto", help="auto = CUDA if available"
+    )
     parser.add_argument(
         "--amp",
         choices=("auto", "on", "off"),
@@ -72,7 +74,7 @@ def add_analyze_parser(commands) -> None:
         formatter_class=formatter,
     )
     analyses = analyze.add_subparsers(  # one-line errors, as every other command
-        dest="analysis", metavar="ANALYSIS", parser_class=OneLineErrorParser, required=True
+        dest="analysis", metavar="ANALYSIS", parser_class=SubcommandParser, required=True
     )
     lesion = analyses.add_parser(
         "lesion",

@@ -29,7 +29,15 @@ from .figures import (
     to_run,
 )
 from .paper import paper_value
-from .results import GRAD_NORM_COLUMNS, LANDSCAPE_COLUMNS, RUN_KEYS
+from .results import (
+    GRAD_NORM_COLUMNS,
+    LANDSCAPE_COLUMNS,
+    RUN_KEYS,
+    load_grad_norms,
+    load_landscapes,
+    load_layer_std,
+    load_runs,
+)
 from .signals import (
     EDGE_LAYERS,
     NEAR_THETA,
@@ -309,6 +317,17 @@ def claims_status(
 def literature_row(check: Check) -> Check:
     """A claim from the literature as a row of the paper's table: its source says it is not He et al.'s."""
     return replace(check, source=f"{check.source}, not He et al.")
+
+
+def stored_claims_status(results_dir=None) -> pd.DataFrame:
+    """claims_status of the runs stored in results_dir (default: data/results): the introduction's table,
+    and `python -m resnet_repro status`."""
+    return claims_status(
+        load_runs(results_dir),
+        load_layer_std(results_dir),
+        grad_norms=load_grad_norms(results_dir),
+        landscape=load_landscapes(results_dir),
+    )
 
 
 SAME_RUNS = "the runs named above"

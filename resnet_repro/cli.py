@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_repro {train,reproduce,costs,imagenet,analyze}`.
+"""The command line: `python -m resnet_repro {train,reproduce,status,costs,imagenet,analyze,preflight}`.
 
 Mistakes in the arguments or the data end in one line on stderr and exit status 2, never a traceback
 (set RESNET_REPRO_DEBUG=1 to see one). Ctrl-C saves a checkpoint and exits with status 130.
@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
+import shutil
 import sys
+import textwrap
 from fractions import Fraction
 
+from . import __version__
 from .cli_types import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     OneLineErrorParser,
+    SubcommandParser,
+    available_device,
     cifar_arch,
     fraction,
     positive_float,
@@ -37,24 +43,36 @@ from .config import (
     resolve_budget,
 )
 from .experiments import DESCRIPTIONS, EXPERIMENTS
-from .models import SHORTCUT_OPTIONS
+from .models import DEPTH_RULE, SHORTCUT_OPTIONS
+from .results import DiskFullError, as_disk_full
 from .runlock import RunLockedError
+from .training_loop import COMPILE_MIN_ITERATIONS
 
-ARCH_METAVAR = "{plain,resnet}{20,32,44,56,110,1202}"
+ARCH_METAVAR = "{plain,resnet}DEPTH"
+COST_TABLES = {
+    "cifar": "CIFAR-10 networks (32x32 input; ResNets with option A)",
+    "imagenet": "ImageNet networks of Table 1 (224x224 input)",
+}
+COST_FORMATS = ("table", "csv", "json")
 RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+# What each speed option does, and what "auto" makes of it (as training_loop.resolve_speed decides).
 SPEED_HELP = {
-    "channels_last": "NHWC memory layout",
-    "amp": "bf16 autocast (auto: on CUDA and on CPUs with bf16 instructions)",
-    "compile": "torch.compile mode (auto: on CUDA for long runs)",
-    "data_on_device": "dataset and augmentation on GPU",
-    "fused_optimizer": "fused SGD (auto: on CUDA)",
-    "cudnn_benchmark": "cuDNN autotuning (auto: CUDA)",
-    "cuda_graph": "replay the whole training step as one CUDA graph (auto: on CUDA where it works)",
+    "channels_last": ("NHWC memory layout", "on"),
+    "amp": ("bf16 autocast", "on CUDA and on CPUs with bf16 instructions"),
+    "compile": (
+        "torch.compile mode",
+        "'default' on the CPU and on CUDA GPUs of compute capability 7.0+ for runs of "
+        f"{COMPILE_MIN_ITERATIONS:,} iterations or more, else off",
+    ),
+    "data_on_device": ("dataset and augmentation on the training device", "on"),
+    "fused_optimizer": ("fused SGD", "on CUDA"),
+    "cudnn_benchmark": ("cuDNN autotuning", "on CUDA"),
+    "cuda_graph": ("replay the whole training step as one CUDA graph", "on CUDA where it works"),
 }
 
 TRAIN_EPILOG = """\
 examples:
-  python -m resnet_repro train --arch resnet20 --budget smoke --data ../shared/data/cifar10-jpeg.tar.gz
+  python -m resnet_repro train --arch resnet20 --budget smoke --data path/to/cifar10.tar.gz
   python -m resnet_repro train --arch resnet56 --budget quick          # 8k iterations, official CIFAR-10
   python -m resnet_repro train --arch plain56 --budget full --seed 1   # the paper's 64k iterations
   python -m resnet_repro train --arch resnet110 --iterations 20000 --val-split   # 45k/5k split
@@ -66,7 +84,7 @@ command resumes an interrupted run, and does nothing for a finished one unless -
 REPRODUCE_EPILOG = "experiments:\n" + "".join(f"  {name:10s} {text}\n" for name, text in DESCRIPTIONS.items())
 REPRODUCE_EPILOG += """
 examples:
-  python -m resnet_repro reproduce fig1 --budget smoke --data ../shared/data/cifar10-jpeg.tar.gz
+  python -m resnet_repro reproduce fig1 --budget smoke --data path/to/cifar10.tar.gz
   python -m resnet_repro reproduce fig6 --budget quick
   python -m resnet_repro reproduce table6 --budget full --seeds 5 --include-1202
   python -m resnet_repro reproduce fig7 --dry-run      # which runs exist, which would train
@@ -78,6 +96,15 @@ COSTS_EPILOG = """\
 examples:
   python -m resnet_repro costs                # CIFAR-10 nets and the ImageNet nets of Table 1
   python -m resnet_repro costs --only imagenet
+  python -m resnet_repro costs --format csv > costs.csv   # plain counts, one row per network
+"""
+
+STATUS_EPILOG = """\
+examples:
+  python -m resnet_repro status                       # the committed runs (data/results)
+  python -m resnet_repro status --results my-runs/    # runs trained with --out my-runs/
+
+The table is the one the book's introduction shows, computed by the same code from the same folder.
 """
 
 
@@ -113,11 +140,15 @@ def _run_options() -> argparse.ArgumentParser:
         "--data",
         metavar="PATH",
         help="CIFAR-10 as a folder tree (train/<class>/*.png, test/<class>/...) or a .tar.gz of one, "
-        "e.g. ../shared/data/cifar10-jpeg.tar.gz (default: download the official files)",
+        "e.g. path/to/cifar10.tar.gz (default: download the official files)",
     )
     run.add_argument("--out", metavar="DIR", help="results folder (default: data/results in the repository)")
     run.add_argument(
-        "--device", choices=DEVICES, default=RUN_DEFAULTS["device"], help="auto = CUDA if available (default)"
+        "--device",
+        type=available_device,
+        choices=DEVICES,
+        default=RUN_DEFAULTS["device"],
+        help="auto = CUDA if available (default)",
     )
     run.add_argument(
         "--val-split",
@@ -139,11 +170,12 @@ def _run_options() -> argparse.ArgumentParser:
     speed = parent.add_argument_group("speed (none changes the algorithm; auto = what helps on the device)")
     for name in SPEED_FIELDS:
         default = RUN_DEFAULTS[name]
+        what, auto = SPEED_HELP[name]
         speed.add_argument(
             f"--{name.replace('_', '-')}",
             choices=SPEED_CHOICES[name],
             default=default,
-            help=SPEED_HELP[name] + ("" if default == "auto" else f" (default {default})"),
+            help=f"{what} (default {default}{': ' if default == 'auto' else '; auto: '}{auto})",
         )
     speed.add_argument("--no-speedups", action="store_true", help="turn every speed option off")
     return parent
@@ -153,11 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="python -m resnet_repro",
         description="Reproduce He et al. (2015), Deep Residual Learning, on CIFAR-10: train the paper's "
-        "networks with its recipe, run its experiments, count their costs.",
+        "networks with its recipe, run its experiments, count their costs, check its claims against the "
+        "stored runs.",
         epilog="Run `python -m resnet_repro COMMAND --help` for a command's options and examples.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(
-        dest="command", metavar="COMMAND", parser_class=OneLineErrorParser, required=True
+        dest="command", metavar="COMMAND", parser_class=SubcommandParser, required=True
     )
     run_options = _run_options()
     formatter = argparse.RawDescriptionHelpFormatter
@@ -171,7 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     train.add_argument(
-        "--arch", type=cifar_arch, required=True, metavar=ARCH_METAVAR, help="e.g. resnet56, plain20"
+        "--arch",
+        type=cifar_arch,
+        required=True,
+        metavar=ARCH_METAVAR,
+        help=f"e.g. resnet56, plain20; DEPTH = {DEPTH_RULE}",
     )
     train.add_argument(
         "--shortcut",
@@ -226,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--minutes",
         type=positive_float,
         metavar="M",
-        help="stop after M minutes: running runs save a checkpoint (the same command resumes them) and runs "
-        "that finished runs of the same network show cannot finish in time are not started",
+        help="stop after M minutes: running runs save a checkpoint (the same command resumes them), and "
+        "runs that cannot finish in the time left (judged from finished runs of the same network) are not "
+        "started",
     )
 
     sweep.add_argument(
@@ -250,7 +289,27 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=COSTS_EPILOG,
         formatter_class=formatter,
     )
-    costs.add_argument("--only", choices=("cifar", "imagenet"), help="one of the two tables")
+    costs.add_argument("--only", choices=tuple(COST_TABLES), help="one of the two tables")
+    costs.add_argument(
+        "--format",
+        choices=COST_FORMATS,
+        default="table",
+        help="table: as the paper writes them (M, G); csv or json: the plain counts, one row per network "
+        "with its table (default table)",
+    )
+
+    status = commands.add_parser(
+        "status",
+        help="the paper's claims and whether our stored runs support them",
+        description="The book introduction's table: each claim of the paper we test, the paper's number, "
+        "ours, the verdict, and for a claim without runs the command that trains them; then how long the "
+        "stored runs took.",
+        epilog=STATUS_EPILOG,
+        formatter_class=formatter,
+    )
+    status.add_argument(
+        "--results", metavar="DIR", help="results folder (default: data/results in the repository)"
+    )
     from .imagenet.cli import add_imagenet_parser
     from .preflight import add_parser as add_preflight_parser
 
@@ -346,20 +405,27 @@ def _summary(folder) -> str:
     return f"{folder.name}: {errors} after {length} -> {folder}"
 
 
-def _costs(args: argparse.Namespace) -> int:
+def _cost_table(key: str):
     from .cost_tables import CIFAR_NETS, cifar_costs, imagenet_costs  # the tables of the book's cost chapter
 
-    tables = {
-        "cifar": (
-            "CIFAR-10 networks (32x32 input; ResNets with option A)",
-            lambda: cifar_costs((*CIFAR_NETS, "ResNet-1202")),  # every network the paper trains on CIFAR-10
-        ),
-        "imagenet": ("ImageNet networks of Table 1 (224x224 input)", imagenet_costs),
-    }
-    for key, (title, table) in tables.items():
-        if args.only in (None, key):
-            print(f"{title}\n{_format_costs(table()).to_string(index=False)}\n")
-    print("macs = multiply-adds of one forward pass (the paper's FLOPs); paper_* = the paper's figures")
+    if key == "cifar":
+        return cifar_costs((*CIFAR_NETS, "ResNet-1202"))  # every network the paper trains on CIFAR-10
+    return imagenet_costs()
+
+
+def _costs(args: argparse.Namespace) -> int:
+    tables = {key: _cost_table(key) for key in COST_TABLES if args.only in (None, key)}
+    if args.format == "table":
+        for key, table in tables.items():
+            print(f"{COST_TABLES[key]}\n{_format_costs(table).to_string(index=False)}\n")
+        print("macs = multiply-adds of one forward pass (the paper's FLOPs); paper_* = the paper's figures")
+        return 0
+    import pandas as pd
+
+    rows = pd.concat([table.assign(table=key) for key, table in tables.items()], ignore_index=True)
+    rows = rows[["table", *rows.columns.drop("table")]].convert_dtypes()  # whole counts print as integers
+    text = rows.to_csv(index=False) if args.format == "csv" else rows.to_json(orient="records", indent=2)
+    print(text.rstrip("\n"))
     return 0
 
 
@@ -373,6 +439,62 @@ def _format_costs(table):
             lambda v: "" if v != v else f"{v / 1e9:.2f}G" if v >= 1e9 else f"{v / 1e6:.1f}M"
         )
     return table
+
+
+def _status(args: argparse.Namespace) -> int:
+    from . import claims, notes, provenance
+    from .book import for_display
+    from .results import load_runs
+
+    runs = load_runs(args.results)
+    table, judged_on = claims.status_for_page(claims.stored_claims_status(args.results))
+    width = min(shutil.get_terminal_size().columns, 110)
+    for paragraph in (notes.results_overview(runs), judged_on):
+        if paragraph:
+            print(f"{_terminal_text(paragraph, width)}\n")
+    print(f"{_claims_text(table, width)}\n")
+    print(_terminal_text(notes.training_time_note(runs), width))
+    times = provenance.training_times(runs)
+    if not times.empty:
+        print(
+            f"\n{for_display(times.assign(wall_time_min=times.wall_time_min.round(1))).to_string(index=False)}"
+        )
+    return 0
+
+
+NO_BREAK = "\xa0"  # textwrap does not break at it: a command stays whole on one line, to be copied
+
+
+def _terminal_text(markdown: str, width: int, indent: str = "", first_indent: str | None = None) -> str:
+    """The pages' Markdown as terminal text, wrapped: no bold, no code marks, and no line break inside
+    what was code."""
+    text = re.sub(r"`([^`]*)`", lambda code: code[1].replace(" ", NO_BREAK), markdown.replace("**", ""))
+    first = indent if first_indent is None else first_indent
+    lines = textwrap.wrap(
+        text,
+        width,
+        initial_indent=first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return "\n".join(lines).replace(NO_BREAK, " ")
+
+
+def _claims_text(table, width: int) -> str:
+    """One block per claim: the verdict and the claim, then its other columns under the page's headers."""
+    from .book import DISPLAY_NAMES
+
+    indent = " " * (max(len(verdict) for verdict in table.status) + 2)
+    blocks = []
+    for row in table.to_dict("records"):
+        lines = [_terminal_text(row["claim"], width, indent, first_indent=row["status"].ljust(len(indent)))]
+        for column, value in row.items():
+            if column not in ("claim", "status") and value:
+                field = f"{DISPLAY_NAMES.get(column, column)}: {value}"
+                lines.append(_terminal_text(field, width, indent + "  ", first_indent=indent))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def _imagenet(args: argparse.Namespace) -> int:
@@ -397,6 +519,7 @@ COMMANDS = {
     "train": _train,
     "reproduce": _reproduce,
     "costs": _costs,
+    "status": _status,
     "imagenet": _imagenet,
     "analyze": _analyze,
     "preflight": _preflight,
@@ -409,10 +532,15 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED  # the trainer has said where it saved
+    except BrokenPipeError:  # `... | head` stopped reading: nothing went wrong here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail
+        return 0
     # RunLockedError: another process trains the run; DataError is a ValueError.
     except (RunLockedError, ValueError, OSError, RuntimeError) as err:
         if os.environ.get("RESNET_REPRO_DEBUG"):
             raise
+        if not isinstance(err, DiskFullError):  # a full disk outside results.atomic_write: a log, a lock
+            err = as_disk_full(err, getattr(err, "filename", None) or "a file") or err
         message = " ".join(str(err).split())  # one line, whatever the exception put in it
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE

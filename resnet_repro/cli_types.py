@@ -1,4 +1,4 @@
-"""The command line's argument types, and its parser class: what `cli.py` and the subcommands it mounts
+"""The command line's argument types, and its parser classes: what `cli.py` and the subcommands it mounts
 (`imagenet/cli.py`, `analyze.py`) share.
 
 A type turns one argument's text into its value or raises argparse.ArgumentTypeError with what is wrong
@@ -22,6 +22,17 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class SubcommandParser(OneLineErrorParser):
+    """A subcommand's parser: it reports the arguments it does not know itself, naming its own command and
+    help (argparse leaves them to the top-level parser, whose message points at the top-level help)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return namespace, unknown
+
+
 def _accepted_by(parse, value: str) -> str:
     """`value` itself, if `parse` takes it; else its ValueError's message as the argument's error."""
     try:
@@ -35,6 +46,13 @@ def cifar_arch(value: str) -> str:
     from .models import parse_arch
 
     return _accepted_by(parse_arch, value)
+
+
+def available_device(value: str) -> str:
+    """A --device this machine has: "cuda" without CUDA stops at the argument, before anything is made."""
+    from .runtime import resolve_device
+
+    return _accepted_by(resolve_device, value)
 
 
 def _number(value: str, convert, in_range, expected: str):

@@ -39,6 +39,19 @@ SPEED_CHOICES = {name: COMPILE_MODES if name == "compile" else SWITCH for name i
 OPERATIONAL_FIELDS = ("device", "checkpoint_minutes", *SPEED_FIELDS)
 
 
+def device_unavailable(name: str) -> str | None:
+    """Why the device `name` cannot be used on this machine, or None if it can (the callers add the remedy
+    in their own terms: a flag, a chapter parameter)."""
+    if name != "cuda":
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    why = "this torch is a CPU-only build" if torch.version.cuda is None else "torch sees no GPU"
+    return f"device 'cuda' asked for, but CUDA is not available here ({why})"
+
+
 @dataclass(frozen=True)
 class Budget:
     """How long a run trains and on how much data. `label` names the results folder of this budget."""

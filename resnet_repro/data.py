@@ -25,6 +25,8 @@ import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from .results import atomic_write
+
 # ---------------------------------------------------------------------------------------------------------
 # What CIFAR-10 is
 # ---------------------------------------------------------------------------------------------------------
@@ -108,7 +110,7 @@ def load_cifar10(
 
     source: None or "official" downloads the official files with torchvision into the cache folder;
         a path to a folder-per-class tree (`train/<class>/*.jpg|png`, `test/<class>/...`, optionally
-        inside one wrapping folder) or to a `.tar.gz` of one, e.g. ../shared/data/cifar10-jpeg.tar.gz.
+        inside one wrapping folder) or to a `.tar.gz` of one, e.g. path/to/cifar10.tar.gz.
     cache_dir: where decoded tensors (and the official download) live; default `default_cache_dir()`.
         The cache file is keyed by the source's sha256: of the archive file for a .tar.gz or the
         official download, and of the file listing (relative path, size, mtime) for a folder, so
@@ -445,8 +447,8 @@ def _check_counts(counts: dict[str, list[int]], prefix: str, expect_counts: bool
             if expect_counts and count != expected:
                 raise DataError(
                     f"{where}: {count:,} images (expected {expected:,} per class, {expected * 10:,} in "
-                    f"{split}/): use the complete CIFAR-10, e.g. --data ../shared/data/cifar10-jpeg.tar.gz "
-                    "or no --data for the official download (--budget smoke trains on a subset of it)"
+                    f"{split}/): use the complete CIFAR-10, e.g. --data path/to/cifar10.tar.gz, or no --data "
+                    "for the official download (--budget smoke trains on a subset of it)"
                 )
 
 
@@ -529,7 +531,7 @@ def _read_cache(path: Path, identity: dict) -> CifarData:
 
 
 def _write_cache(path: Path, data: CifarData) -> None:
-    """Atomic: write a temporary file, then rename, so a crash never leaves a half-written cache."""
+    """Atomic (results.atomic_write): a crash or a full disk never leaves a half-written cache."""
     payload = {
         "format": CACHE_FORMAT,
         "train_images": data.train_images,
@@ -539,14 +541,10 @@ def _write_cache(path: Path, data: CifarData) -> None:
         "classes": list(data.classes),
         "identity": dict(data.identity),
     }
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except OSError as err:  # a read-only cache folder costs speed next time, not this run
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    except OSError as err:  # a read-only or full cache folder costs speed next time, not this run
         warnings.warn(f"could not write the data cache {path} ({err})", stacklevel=3)
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The pages' prose, computed: which budget, data and device a figure shows, what is missing and the
-command that trains it, what the results folder holds, and the chapters' verdicts in words (Markdown).
+command that trains it, what the results folder holds and how long its runs took, and the chapters'
+verdicts in words (Markdown).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from .figures import (
     select_figure,
     to_run,
 )
-from .provenance import speed_options_table
+from .provenance import DEVICE_KINDS, speed_options_table, training_times
 from .results import parse_dataset_label
 from .schedule import PAPER_ITERATIONS
 from .signals import (
@@ -486,3 +487,37 @@ def landscape_closing_note(runs: pd.DataFrame, landscape: pd.DataFrame) -> str:
             f"({surface.amp})."
         )
     return "\n".join(items)
+
+
+def _minutes(minutes: float) -> str:
+    if minutes >= 120:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes:.1f} min" if minutes < 10 else f"{minutes:.0f} min"
+
+
+def _time_span(times: pd.DataFrame, device: str) -> str:
+    """How long the runs of one budget took on one kind of device (`times`: training_times rows, fastest
+    first): "49 min to 2.6 h on a CPU (AMD EPYC; 4 runs: ResNet-20 the fastest, plain-56 the slowest)"."""
+    where = f"on {DEVICE_KINDS.get(device, device)} ({', '.join(sorted(set(times.device_name)))}"
+    fastest, slowest = times.iloc[0], times.iloc[-1]
+    if len(times) == 1:
+        return f"{_minutes(fastest.wall_time_min)} {where}; {fastest.net})"
+    return (
+        f"{_minutes(fastest.wall_time_min)} to {_minutes(slowest.wall_time_min)} {where}; {len(times)} runs: "
+        f"{fastest.net} the fastest, {slowest.net} the slowest)"
+    )
+
+
+def training_time_note(runs: pd.DataFrame) -> str:
+    """How long one run of each budget took on a CPU and on a GPU, from the stored runs' run.json (the
+    README quotes it, a test holds the quote to data/results, `python -m resnet_repro status` prints it).
+    Smoke runs are left out: they take seconds and say nothing of a real run."""
+    times = training_times(runs)
+    times = times[~times.budget.map(is_smoke)]
+    if times.empty:
+        return "No run is stored yet to say how long one takes."
+    sentences = []
+    for (budget, iterations), at_budget in times.groupby(["budget", "iterations"], sort=False):
+        spans = [_time_span(on_device, device) for device, on_device in at_budget.groupby("device")]
+        sentences.append(f"A **{budget}** run ({iterations:,} iterations) took {' and '.join(spans)}.")
+    return " ".join(sentences)

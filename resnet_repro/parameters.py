@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .config import BUDGETS as TRAINING_BUDGETS
-from .config import DEVICES
+from .config import DEVICES, device_unavailable
 
 NAMES = ("budget", "device", "data", "results_dir")
 READ_ONLY = "results"  # the budget that trains nothing: every figure is drawn from results_dir
@@ -84,6 +84,9 @@ def check_parameters(
     check_names(injected_names())
     _choice("budget", budget, BUDGETS)
     _choice("device", device, DEVICES)
+    unavailable = device_unavailable(device)
+    if unavailable:
+        raise ParameterError(f'{unavailable}: use device = "auto" or "cpu"')
     base = None if base is None else Path(base)
     if data is not None:
         path = _path("data", data, base)

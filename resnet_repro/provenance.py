@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import RunConfig
+from .figures import label
 from .results import read_run_record
 
 
@@ -70,3 +71,26 @@ def speed_options_table(runs: pd.DataFrame) -> pd.DataFrame:
         speed = _record(run.path).get("speed", {})
         rows.append({"run": run.run, "budget": run.budget, **speed})
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run", "budget"])
+
+
+DEVICE_KINDS = {"cpu": "a CPU", "cuda": "a GPU"}  # run.json's provenance.device, as a reader says it
+
+
+def training_times(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per finished run: its budget, the kind of device (run.json's "cpu" or "cuda") and which one, and its
+    wall time: what the same command takes on similar hardware. Fastest first within a budget and device."""
+    columns = ["budget", "iterations", "device", "device_name", "net", "run", "wall_time_min"]
+    rows = [
+        {
+            "budget": run.budget,
+            "iterations": run.iterations,
+            "device": _record(run.path).get("provenance", {}).get("device", "unknown"),
+            "device_name": run.device_name,
+            "net": label(run.arch, run.shortcut),
+            "run": run.run,
+            "wall_time_min": run.wall_time_s / 60,
+        }
+        for run in runs.itertuples()
+    ]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(["iterations", "device", "wall_time_min"], ignore_index=True)

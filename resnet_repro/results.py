@@ -23,6 +23,7 @@ last: a folder with run.json is a finished run, and no reader ever sees half a f
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -108,15 +109,43 @@ def is_finished(folder: Path) -> bool:
 # ---------------------------------------------------------------------------------------------------------
 
 
+class DiskFullError(OSError):
+    """A file could not be written for want of disk space; its message names the file and the remedy."""
+
+
+# torch.save's C++ writer reports a short write (a full disk, a quota) as a RuntimeError, not an OSError.
+TORCH_SHORT_WRITE = ("unexpected pos", "PytorchStreamWriter failed writing", "file write failed")
+
+
+def as_disk_full(err: BaseException, path) -> DiskFullError | None:
+    """The DiskFullError for `err`, raised while writing `path`, if a full disk (or quota) caused it."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = "no space left on its disk"
+    elif isinstance(err, RuntimeError) and any(words in str(err) for words in TORCH_SHORT_WRITE):
+        why = f"torch wrote less than it meant to, as on a full disk: {' '.join(str(err).split())}"
+    else:
+        return None
+    return DiskFullError(
+        f"{path}: not written ({why}); nothing half-written is left: free space there and run the same "
+        "command again (training resumes from its last checkpoint)"
+    )
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(temporary_path)`, then rename it onto `path`: `path` is either the old file or the new
-    complete one, never a partial one, even if the process dies while writing."""
+    complete one, never a partial one, even if the process dies while writing. A full disk raises
+    DiskFullError, naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        full = as_disk_full(err, path)
+        if full is None:
+            raise
+        raise full from err
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -159,9 +188,16 @@ def damaged_file(path: Path, reason) -> str:
     # Without its checkpoint a run starts over, without run.json it is unfinished; a CSV is just gone.
     delete = "the file" if path.name in (CHECKPOINT_FILE, RUN_FILE) else "the run folder"
     return (
-        f"{path}: unreadable {path.name} ({reason}); pass --force to train the run again from the "
-        f"start, or delete {delete}"
+        f"{path}: unreadable {path.name} ({reason}); train the run again from the start (its train "
+        f"command with --force), or delete {delete}"
     )
+
+
+def damaged_torch_file(path: Path, err: BaseException) -> str:
+    """damaged_file for a file torch.load could not read: the kind of error, not torch's own text (which
+    names neither the file nor the remedy, and may advise weights_only=False)."""
+    reason = "empty file" if _is_empty(path) else f"truncated or damaged: {type(err).__name__}"
+    return damaged_file(path, reason)
 
 
 def _is_empty(path: Path) -> bool:

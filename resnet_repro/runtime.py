@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .results import atomic_write, cpu_name, damaged_file, git_commit
+from .config import device_unavailable
+from .results import atomic_write, cpu_name, damaged_file, damaged_torch_file, git_commit
 
 # ---------------------------------------------------------------------------------------------------------
 # The device
@@ -31,8 +32,9 @@ def resolve_device(name: str) -> torch.device:
     """ "auto" -> CUDA if available, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but CUDA is not available here; use --device cpu or auto")
+    unavailable = device_unavailable(name)
+    if unavailable:
+        raise ValueError(f"{unavailable}; use --device cpu or auto")
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
@@ -206,9 +208,8 @@ def load_checkpoint(path: Path, checkpoint_format: int, keys: set[str], identity
             warnings.simplefilter("ignore")  # torch's notes on odd pickles: the one line below says enough
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         missing = {"format", "identity", *keys} - set(checkpoint)
-    except Exception as err:  # empty, truncated, garbage; torch's own text may advise weights_only=False
-        reason = "empty file" if path.stat().st_size == 0 else f"truncated or damaged: {type(err).__name__}"
-        raise ValueError(damaged_file(path, reason)) from None
+    except Exception as err:  # empty, truncated, garbage
+        raise ValueError(damaged_torch_file(path, err)) from None
     if missing:
         raise ValueError(damaged_file(path, f"no {', '.join(sorted(missing))}"))
     if checkpoint.get("format") != checkpoint_format:

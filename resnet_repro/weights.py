@@ -17,7 +17,7 @@ from torch import nn
 
 from .config import RunConfig
 from .models import build_cifar
-from .results import WEIGHTS_FILE, atomic_write, read_run_record
+from .results import WEIGHTS_FILE, atomic_write, damaged_torch_file, read_run_record
 
 HALF_PRECISION_MODULES = (nn.Conv2d, nn.Linear)
 
@@ -56,8 +56,12 @@ def load_trained_model(folder: str | Path, device: str | torch.device = "cpu") -
         )
     config = RunConfig.from_dict(read_run_record(folder)["config"])
     model = build_model(config)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict({key: value.to(model.state_dict()[key].dtype) for key, value in state.items()})
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        expected = model.state_dict()
+        model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
+    except Exception as err:  # empty, truncated, garbage, another net's weights
+        raise ValueError(damaged_torch_file(path, err)) from None
     return model.to(device).eval()
 
 

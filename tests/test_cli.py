@@ -1,15 +1,22 @@
 """`python -m resnet_repro`: help a newcomer can follow, one-line errors, the commands end to end."""
 
+import csv
+import errno
+import io
+import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from resnet_repro import __version__, claims, cli
 from resnet_repro.cli import build_parser, config_from_args, main
 from resnet_repro.config import RunConfig
 from resnet_repro.provenance import train_command
+from resnet_repro.training_loop import resolve_speed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,3 +174,115 @@ def test_train_smoke_end_to_end_on_the_shared_archive_then_rerun_is_a_no_op(shar
     before = (folder / "run.json").read_text()
     assert main(argv) == 0
     assert (folder / "run.json").read_text() == before
+
+
+def test_version_prints_the_packages_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.split() == ["python", "-m", "resnet_repro", __version__]
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments"),
+    [
+        ("costs", ["--frmat", "json"]),
+        ("train", ["--arch", "resnet20", "--epochs", "3"]),
+        ("analyze lesion", ["x", "-q"]),
+    ],
+)
+def test_an_unknown_option_is_reported_by_its_own_subcommand(command, arguments, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command.split(), *arguments])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"python -m resnet_repro {command}: error: unrecognized arguments: "), err
+    assert err.rstrip().endswith(f"(see python -m resnet_repro {command} --help)"), err
+
+
+def test_costs_writes_csv_and_json_with_plain_counts(monkeypatch, capsys):
+    import pandas as pd
+
+    toy = pd.DataFrame({"name": ["ResNet-20"], "params": [269722], "paper_params": [270000.0]})
+    monkeypatch.setattr("resnet_repro.cli._cost_table", lambda key: toy.assign(name=f"{key} net"))
+    assert main(["costs", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["table"], r["name"], r["params"], r["paper_params"]) for r in rows] == [
+        ("cifar", "cifar net", "269722", "270000"),
+        ("imagenet", "imagenet net", "269722", "270000"),
+    ]
+    assert main(["costs", "--only", "imagenet", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"table": "imagenet", "name": "imagenet net", "params": 269722, "paper_params": 270000}
+    ]
+
+
+def option_help(command: str, option: str) -> str:
+    """The help text of one option of `python -m resnet_repro COMMAND`."""
+    parser = build_parser()
+    subcommand = parser._subparsers._group_actions[0].choices[command]
+    return next(a for a in subcommand._actions if option in a.option_strings).help
+
+
+def test_the_help_of_the_speed_options_states_default_and_auto_once():
+    for option in ("--cuda-graph", "--amp", "--compile", "--channels-last"):
+        text = option_help("train", option)
+        assert text.count("(") == 1 and text.count("default") - text.count("'default'") == 1, text
+    assert "CPU" in option_help("train", "--compile")  # resolve_speed compiles long CPU runs too
+    assert resolve_speed(RunConfig(arch="resnet20"), torch.device("cpu"), 8000).compile == "default"
+
+
+def test_any_6n_plus_2_depth_is_in_the_usage_and_accepted():
+    usage = build_parser()._subparsers._group_actions[0].choices["train"].format_usage()
+    assert "{20,32,44,56,110,1202}" not in usage and "DEPTH" in usage
+    assert build_parser().parse_args(["train", "--arch", "resnet26"]).arch == "resnet26"
+
+
+def test_no_help_names_a_file_only_this_projects_machines_have(capsys):
+    for command in (["train"], ["reproduce"], ["analyze", "lesion"], ["costs"], ["status"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        assert "shared/data" not in capsys.readouterr().out
+
+
+def test_cuda_without_cuda_stops_at_the_argument_before_any_folder_is_made(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    for argv in (["train", "--arch", "resnet20"], ["reproduce", "fig1"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, "--device", "cuda", "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.count("\n") == 1, err
+        assert "argument --device: device 'cuda' asked for, but CUDA is not available here" in err
+        assert "--device cpu or auto" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_outside_the_results_writer_is_still_one_line_naming_the_file(monkeypatch, capsys):
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/logs/resnet20.log")
+
+    monkeypatch.setitem(cli.COMMANDS, "costs", full)
+    assert main(["costs"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: /runs/logs/resnet20.log: not written"), err
+
+
+def test_status_without_runs_gives_every_claim_the_command_that_trains_it_on_one_line(tmp_path, capsys):
+    assert main(["status", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "`" not in out and "**" not in out  # the page's Markdown, as terminal text
+    lines = [line.strip() for line in out.splitlines()]
+    for row in claims.stored_claims_status(tmp_path).itertuples():
+        if row.status == claims.NO_RUN:
+            for command in row.runs.split("`")[1::2]:
+                assert any(command in line for line in lines), command  # whole on one line, to be copied
+    assert "No run is stored yet" in out
+
+
+def test_status_of_the_committed_runs_is_the_introductions_table(capsys):
+    assert main(["status"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    table, judged_on = claims.status_for_page(claims.stored_claims_status())
+    assert " ".join(judged_on.split()) in out
+    for row in table.itertuples():
+        assert f"{row.status} {' '.join(row.claim.split())}" in out and (not row.ours or row.ours in out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 import torch
@@ -12,7 +14,7 @@ from resnet_repro.cli import main
 from resnet_repro.config import RunConfig
 from resnet_repro.evaluation import predict
 from resnet_repro.models import build_cifar
-from resnet_repro.results import RUN_KEYS, load_runs
+from resnet_repro.results import RUN_KEYS, WEIGHTS_FILE, load_runs
 from resnet_repro.trainer import train
 from resnet_repro.weights import load_trained_model
 
@@ -127,6 +129,23 @@ def test_analyze_writes_lesion_csv_with_a_row_per_removable_block_and_caches_it(
     assert lesion.analyze_run(folder, data=fake_cifar(), device="cpu") == (path, False)
     assert path.stat().st_mtime_ns == before
     assert lesion.analyze_run(folder, data=fake_cifar(), device="cpu", force=True)[1]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not a net's"])
+def test_damaged_weights_are_one_line_naming_the_file_and_the_remedy(trained, tmp_path, capsys, damage):
+    folder = tmp_path / "resnet14-A-seed0"
+    shutil.copytree(folder_of(trained, "resnet14"), folder)
+    weights = folder / WEIGHTS_FILE
+    whole = weights.read_bytes()
+    if damage == "not a net's":
+        torch.save({"conv1.weight": torch.zeros(3)}, weights)  # a whole file, but not these weights
+    else:
+        weights.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else b"")
+    assert main(["analyze", "lesion", str(folder), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {weights}: unreadable weights.pt ("), err
+    assert "train the run again" in err and "--force" in err
+    assert "PytorchStreamReader" not in err and "weights_only" not in err
 
 
 def test_analyze_refuses_another_dataset_than_the_runs(trained):

@@ -1,5 +1,7 @@
 """The paper's networks: shapes, parameter counts against Table 6, shortcut options, bad arguments."""
 
+import re
+
 import pytest
 import torch
 import torchvision.models as tvm
@@ -7,6 +9,7 @@ import torchvision.models as tvm
 from resnet_repro.flops import count_params
 from resnet_repro.models import (
     PAPER_DEPTHS,
+    blocks_per_stage,
     build_cifar,
     cifar_plain,
     cifar_resnet,
@@ -123,3 +126,19 @@ def test_imagenet_plain_and_option_a_have_equal_params_and_output_shape():
 def test_bad_arguments_say_what_is_allowed(make, pattern):
     with pytest.raises(ValueError, match=pattern):
         make()
+
+
+@pytest.mark.parametrize(("depth", "nearest"), [(21, "20 or 26"), (40, "38 or 44"), (3, "8")])
+def test_a_depth_off_the_rule_is_told_the_rule_and_its_nearest_depths(depth, nearest):
+    with pytest.raises(ValueError) as raised:
+        blocks_per_stage(depth)
+    message = str(raised.value)
+    examples = [int(d) for d in re.findall(r"\d+", message.split("(", 1)[1].split("...")[0])]
+    gaps = {b - a for a, b in zip(examples, examples[1:], strict=False)}
+    assert examples[0] == 8 and gaps == {6}  # every depth of the rule up to the last example
+    assert f"got {depth} (nearest: {nearest})" in message
+    assert all(blocks_per_stage(int(d)) for d in nearest.split(" or "))
+
+
+def test_every_6n_plus_2_depth_builds_not_only_the_papers():
+    assert build_cifar("resnet26").depth == 26 and build_cifar("plain38").depth == 38

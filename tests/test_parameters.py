@@ -64,3 +64,11 @@ def test_in_a_notebook_the_error_is_one_line_without_a_traceback():
     assert ParameterError("budget 'fast' is not allowed")._render_traceback_() == [
         "ParameterError: budget 'fast' is not allowed"
     ]
+
+
+def test_cuda_on_a_machine_without_it_is_refused_before_the_chapter_runs(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    message = refused(device="cuda")
+    assert "CUDA is not available here" in message and '"auto" or "cpu"' in message
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    check_parameters(**good(device="cuda"))  # where there is a GPU, cuda is a good value

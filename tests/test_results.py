@@ -1,5 +1,6 @@
 """Run folders, atomic writes, the book's readers and the experiments' shared runs."""
 
+import errno
 import json
 import os
 
@@ -13,6 +14,7 @@ from resnet_repro.results import (
     DEFAULT_RESULTS_DIR,
     HISTORY_FILE,
     RUN_FILE,
+    DiskFullError,
     atomic_write,
     atomic_write_text,
     is_finished,
@@ -139,6 +141,37 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path):
         atomic_write(target, write_half_then_die)
     assert target.read_text() == "complete old record"
     assert os.listdir(tmp_path) == ["run.json"]  # no temporary file left behind
+
+
+TORCH_FULL_DISK = "[enforce fail at inline_container.cc:672] . unexpected pos 146688 vs 146584"
+
+
+@pytest.mark.parametrize(
+    "failure", [OSError(errno.ENOSPC, "No space left on device"), RuntimeError(TORCH_FULL_DISK)]
+)
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_the_old_file_whole(tmp_path, failure):
+    target = tmp_path / "weights.pt"
+    atomic_write_text(target, "the old weights")
+
+    def write_some_then_fill_the_disk(tmp):
+        tmp.write_text("half of the new")
+        raise failure
+
+    with pytest.raises(DiskFullError) as raised:
+        atomic_write(target, write_some_then_fill_the_disk)
+    message = str(raised.value)
+    assert message.startswith(f"{target}: not written") and "\n" not in message
+    assert "free space" in message and "run the same command again" in message
+    assert target.read_text() == "the old weights" and os.listdir(tmp_path) == ["weights.pt"]
+
+
+def test_other_write_errors_pass_through_unchanged(tmp_path):
+    def fail(tmp):
+        raise RuntimeError("a bug, not a full disk")
+
+    with pytest.raises(RuntimeError, match="^a bug, not a full disk$"):
+        atomic_write(tmp_path / "x.pt", fail)
+    assert os.listdir(tmp_path) == []
 
 
 def test_experiments_are_the_papers_sets():

@@ -462,7 +462,7 @@ def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_remedy(tmp_path, mon
     assert main(["train", *TINY_ARGS, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {path}: unreadable checkpoint.pt ({says}"), err
-    assert "--force to train the run again from the start, or delete the file" in err
+    assert "train the run again from the start (its train command with --force), or delete the file" in err
     assert "weights_only" not in err
     if kind == "empty":  # the remedy works (once is enough: it trains the run)
         assert main(["train", *TINY_ARGS, "--out", str(tmp_path), "--force"]) == 0
@@ -490,6 +490,35 @@ def test_a_damaged_or_disagreeing_run_json_or_history_is_named(reference, tmp_pa
     refused(f"{folder}: history.csv and run.json disagree", "iteration 4 ", "12 iterations", "--force")
     (folder / HISTORY_FILE).write_text(history)
     assert train(TINY, tmp_path, progress=False, data=fake_cifar()) == folder  # whole again: reused
+
+
+TORCH_FULL_DISK = "[enforce fail at inline_container.cc:672] . unexpected pos 146688 vs 146584"
+
+
+def test_a_full_disk_while_writing_the_results_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    save = torch.save
+
+    def disk_full_for_the_weights(payload, path):  # torch.save's error when the disk fills under it
+        if "weights.pt" not in str(path):
+            return save(payload, path)  # the checkpoints still fit
+        Path(path).write_bytes(b"the first part of the weights")
+        raise RuntimeError(TORCH_FULL_DISK)
+
+    prepare = trainer.prepare_data
+    monkeypatch.setattr(trainer, "prepare_data", lambda config, data, progress: prepare(config, fake_cifar()))
+    monkeypatch.setattr(torch, "save", disk_full_for_the_weights)
+    assert main(["train", *TINY_ARGS, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    assert err.count("\n") == 1 and err.startswith(f"error: {folder / 'weights.pt'}: not written"), err
+    assert "free space" in err and "unexpected pos" in err
+    left = sorted(p.name for p in folder.iterdir())
+    assert "weights.pt" not in left and RUN_FILE not in left and not [n for n in left if ".tmp" in n]
+    assert CHECKPOINT_FILE in left  # unfinished, so the same command goes on from the last eval point
+    monkeypatch.undo()
+    monkeypatch.setattr(trainer, "prepare_data", lambda config, data, progress: prepare(config, fake_cifar()))
+    assert main(["train", *TINY_ARGS, "--out", str(tmp_path)]) == 0
+    assert "resuming from iteration 8 of 12" in capsys.readouterr().out
 
 
 def test_a_finished_run_says_so_even_without_progress(reference, tmp_path, capsys):

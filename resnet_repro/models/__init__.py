@@ -2,6 +2,7 @@
 
 from .blocks import SHORTCUT_OPTIONS, BasicBlock, Bottleneck
 from .cifar import (
+    DEPTH_RULE,
     PAPER_DEPTHS,
     CifarNet,
     blocks_per_stage,
@@ -14,6 +15,7 @@ from .cifar import (
 from .imagenet import ImageNetNet, imagenet_plain, imagenet_resnet, vgg
 
 __all__ = [
+    "DEPTH_RULE",
     "PAPER_DEPTHS",
     "SHORTCUT_OPTIONS",
     "BasicBlock",

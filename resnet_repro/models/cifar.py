@@ -18,6 +18,11 @@ from .blocks import BasicBlock, check_shortcut, conv3x3, init_he, make_stage
 STAGE_WIDTHS = (16, 32, 64)
 PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
 ARCH_PATTERN = re.compile(r"^(plain|resnet)(\d+)$")
+# Every depth 6n+2 builds, not only the paper's: the rule with its first depths, for messages and help.
+DEPTH_RULE = (
+    f"6n+2 with n >= 1 ({', '.join(str(6 * n + 2) for n in range(1, 7))}, ...; "
+    f"the paper's: {', '.join(map(str, PAPER_DEPTHS))})"
+)
 
 
 def blocks_per_stage(depth: int) -> int:
@@ -25,9 +30,9 @@ def blocks_per_stage(depth: int) -> int:
     if not isinstance(depth, int) or isinstance(depth, bool):
         raise ValueError(f"depth must be an integer of the form 6n+2, got {depth!r}")
     if depth < 8 or (depth - 2) % 6 != 0:
-        raise ValueError(
-            f"CIFAR-10 depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), got {depth}"
-        )
+        below = depth - (depth - 2) % 6
+        nearest = f"{below} or {below + 6}" if below >= 8 else "8"
+        raise ValueError(f"CIFAR-10 depth must be {DEPTH_RULE}, got {depth} (nearest: {nearest})")
     return (depth - 2) // 6
 
 
