@@ -58,7 +58,7 @@ RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 # What each speed option does, and what "auto" makes of it (as training_loop.resolve_speed decides).
 SPEED_HELP = {
     "channels_last": ("NHWC memory layout", "on"),
-    "amp": ("bf16 autocast", "on CUDA and on CPUs with bf16 instructions"),
+    "amp": ("bf16 autocast", "on CUDA; a CPU trains in fp32, bf16 there only with --amp on"),
     "compile": (
         "torch.compile mode",
         "'default' on the CPU and on CUDA GPUs of compute capability 7.0+ for runs of "

@@ -112,7 +112,7 @@ class RunConfig:
     eval_points: int | None = None  # points on the curves; None = 50 (smoke: 2)
     # Speed options: none changes the algorithm; "auto" picks what helps on the device (recorded in run.json).
     channels_last: str = "auto"  # NHWC memory layout for the convolutions
-    amp: str = "auto"  # bf16 autocast (weights, BN statistics stay fp32); auto = CUDA, CPUs with bf16 units
+    amp: str = "auto"  # bf16 autocast (weights, BN statistics stay fp32); auto = on CUDA, off on CPUs
     compile: str = "auto"  # torch.compile mode, or "off"; auto = "default" for runs of 2,000+ iterations
     data_on_device: str = "auto"  # keep the whole dataset on the accelerator, augment there
     fused_optimizer: str = "auto"  # fused SGD kernel; auto = on CUDA

@@ -60,7 +60,8 @@ def cpu_has_native_bf16() -> bool:
 
 def analysis_amp(amp: str, device: torch.device) -> bool:
     """Whether an analysis of stored weights evaluates in bf16 autocast: amp "on", "off", or "auto" (on CUDA
-    and on CPUs that multiply bf16 in hardware, as training does)."""
+    and on CPUs that multiply bf16 in hardware). Unlike training (fp32 by default on a CPU), an analysis
+    only evaluates, and `analyze landscape --check-fp32` measures how far bf16 is from fp32 there."""
     if amp not in ("auto", "on", "off"):
         raise ValueError(f"amp must be auto, on or off, got {amp!r}")
     return (device.type == "cuda" or cpu_has_native_bf16()) if amp == "auto" else amp == "on"
