@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from resnet_repro.chapters import CHAPTER_EXPERIMENTS
@@ -56,6 +57,14 @@ def git(folder: Path, *arguments: str) -> str:
     """Output of a git command in `folder` (its identity set here, so a commit works on any machine)."""
     command = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *arguments]
     return subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True).stdout
+
+
+INSTALL_TEST = 'importlib.util.find_spec("resnet_repro") is None'  # the install cell's condition
+
+
+def install_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """The chapter's cell that installs the package where it is not importable (a hosted notebook)."""
+    return next((cell for cell in nb.cells if INSTALL_TEST in cell.source), None)
 
 
 def check_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
@@ -100,12 +109,31 @@ def test_chapter_opens_with_its_title_then_the_hidden_parameters_cell(docname):
 
 @pytest.mark.parametrize("docname", toc_docnames())
 def test_chapter_checks_its_parameters_before_it_uses_the_package(docname):
-    # the first code cell that imports resnet_repro is the check; only the Colab install cell comes before
+    # the first code cell that imports resnet_repro is the check; only the install cell comes before
     nb = nbformat.read(REPO_ROOT / f"{docname}.ipynb", as_version=4)
+    install = install_cell(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code" and "parameters" not in cell.metadata.tags]
-    first = next(cell for cell in code if "resnet_repro" in cell.source)
+    first = next(cell for cell in code if cell is not install and "resnet_repro" in cell.source)
     assert first is check_cell(nb) and "check_parameters(budget, device, data, results_dir)" in first.source
-    assert all("google.colab" in cell.source for cell in code[: code.index(first)])
+    assert code[: code.index(first)] == [install]
+
+
+def test_every_chapter_installs_the_package_where_it_is_missing_from_the_books_own_repository():
+    # one install cell, the same in every chapter, cloning the repository _config.yml names (whose URL
+    # also makes the book's Colab, Binder and repository links)
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text(encoding="utf-8"))
+    cells = {
+        name: install_cell(nbformat.read(REPO_ROOT / f"{name}.ipynb", as_version=4))
+        for name in toc_docnames()
+    }
+    assert None not in cells.values(), [name for name, cell in cells.items() if cell is None]
+    sources = {cell.source for cell in cells.values()}
+    assert len(sources) == 1, "the chapters' install cells differ"
+    (source,) = sources
+    assert re.findall(r'repository = "([^"]+)"', source) == [config["repository"]["url"]]
+    assert (
+        '"pip", "install", "--quiet", "-e"' in source
+    )  # editable: results stay in the clone, git commit known
 
 
 @pytest.mark.parametrize(

@@ -53,3 +53,15 @@ def test_the_license_names_both_licences_and_what_each_covers():
     text = (REPO_ROOT / "LICENSE").read_text(encoding="utf-8")
     assert "MIT License" in text and "Permission is hereby granted, free of charge" in text
     assert "CC BY 4.0" in text and "creativecommons.org/licenses/by/4.0" in text
+
+
+def test_binder_installs_the_books_pinned_versions_with_a_cpu_only_torch():
+    requirements = (REPO_ROOT / "binder" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in requirements
+    constraints = [line.split()[1] for line in requirements if line.startswith("-c ")]
+    assert [(REPO_ROOT / "binder" / path).resolve() for path in constraints] == [
+        REPO_ROOT / "ci" / "constraints.txt"  # pip reads a nested -c relative to the file naming it
+    ]
+    pins = (REPO_ROOT / "ci" / "constraints.txt").read_text(encoding="utf-8").splitlines()
+    assert any(line.startswith("torch==") for line in pins)  # which the index's +cpu build satisfies
+    assert "-c ci/constraints.txt -e ." in (REPO_ROOT / "binder" / "postBuild").read_text(encoding="utf-8")
