@@ -49,7 +49,8 @@ def cpu_has_native_bf16() -> bool:
 
     There oneDNN runs bf16 convolutions about 2-4x faster than fp32; on other CPUs it emulates bf16 and
     autocast would be slower. torch.cpu.get_capabilities() reads the CPUID flags (torch >= 2.6; older
-    versions answer False, so they train in fp32 as before).
+    versions answer False, so analyses evaluate in fp32 there). Training no longer asks: on a CPU it runs
+    in fp32 unless bf16 is named (training_loop.resolve_speed).
     """
     capabilities = getattr(torch.cpu, "get_capabilities", None)
     if capabilities is None:
