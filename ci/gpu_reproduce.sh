@@ -9,9 +9,10 @@
 # OUT     folder for what to keep (at most 8 files of 16 MiB, 64 MiB in all, come back from a device
 #         session): machine.txt, summary.txt, the benchmark's <date>Z-<device>.json (commit it under
 #         data/benchmarks/), logs.tar.gz (benchmark.txt, preflight.json, the sweeps' logs), then
-#         results.tar.part-* (run folders finished in this session, as under data/results/: `cat`
-#         the parts into `tar x`) and checkpoints.tar.part-* (unfinished runs and the compile cache,
-#         for the next session: RESUME) in the four parts of 15 MB left, finished runs first
+#         results.tar.part-* (run folders finished in this session, <dataset>/<budget>/<run>/ as
+#         under data/results/: `cat` the parts into `tar x`) and checkpoints.tar.part-* (unfinished
+#         runs and the compile cache, for the next session: RESUME) in the four parts of 15 MB left,
+#         finished runs first
 # BUDGET  quick (default) or full; smoke checks the script itself (with DEVICE=cpu, on any machine)
 #
 # In order, each step inside the time limit (finished runs are kept, unfinished ones checkpoint):

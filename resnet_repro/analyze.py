@@ -16,9 +16,10 @@ analyses:
   landscape  the training loss around the trained weights, Li et al.'s way (writes landscape.csv)
 
 examples:
-  python -m resnet_repro analyze lesion data/results/quick/resnet56-A-seed0 data/results/quick/plain56-seed0
-  python -m resnet_repro analyze lesion data/results/quick/*-seed0 --data path/to/cifar10.tar.gz
-  python -m resnet_repro analyze landscape data/results/quick/resnet20-A-seed0 --check-fp32
+  python -m resnet_repro analyze lesion data/results/cifar10-jpeg/quick/{resnet56-A,plain56}-seed0
+  python -m resnet_repro analyze lesion data/results/cifar10-jpeg/quick/*-seed0 --data my/cifar10-jpeg.tar.gz
+  python -m resnet_repro analyze lesion data/results/cifar10/quick/*-seed0   # your runs on the official files
+  python -m resnet_repro analyze landscape data/results/cifar10-jpeg/quick/resnet20-A-seed0 --check-fp32
 
 A run folder whose lesion.csv (landscape.csv) was computed from its current weights (and settings) is
 skipped unless --force.

@@ -360,8 +360,14 @@ def _reproduce(args: argparse.Namespace) -> int:
     from .results import is_finished
 
     if args.dry_run:
-        folders = experiment_folders(
-            args.experiments, args.budget, args.out, args.seeds, args.include_1202, **_config_fields(args)
+        folders = experiment_folders(  # on the data given: done on other data is not done
+            args.experiments,
+            args.budget,
+            args.out,
+            args.seeds,
+            args.include_1202,
+            data=args.data,
+            **_config_fields(args),
         )
         if args.shard:
             folders = shard(folders, *parse_shard(args.shard))

@@ -25,7 +25,13 @@ import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from .results import atomic_write
+from .results import (
+    ARCHIVE_SUFFIXES,
+    OFFICIAL_DATASET,
+    atomic_write,
+    dataset_name,
+    is_official_source,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # What CIFAR-10 is
@@ -37,12 +43,8 @@ SPLITS = ("train", "test")
 EXPECTED_PER_CLASS = {"train": 5000, "test": 1000}  # 50,000 train / 10,000 test images
 IMAGE_SIZE = 32  # pixels, square, RGB
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
-
-# ../shared/data/cifar10-jpeg.tar.gz: a LOSSY JPEG conversion of the official files (see its README).
-JPEG_ARCHIVE_NAME = "cifar10-jpeg"
-JPEG_ARCHIVE_SHA256 = "45b041e867f5a40f79bfde38d3dd1fd511103d50068c1afecf6445e25234d4db"
-OFFICIAL_NAME = "cifar10-official"
+# The names of the official files and of the JPEG archive, and what tells the archive, are results'
+# (dataset_name): run folders are keyed by the same name before any data is loaded.
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"  # what torchvision downloads
 
 CACHE_FORMAT = 1  # bump when the cached tensor layout or the decoding changes
@@ -65,8 +67,8 @@ class CifarData:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: list[str]
-    # name ("cifar10-official" | "cifar10-jpeg" | file/folder name), sha256, sha256_of, source, lossy,
-    # plus "subset" / "validation" when those were applied. Goes into every result's provenance.
+    # name ("cifar10" | "cifar10-jpeg" | file/folder name: results.dataset_name), sha256, sha256_of, source,
+    # lossy, plus "subset" / "validation" when those were applied. Goes into every result's provenance.
     identity: dict = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> CifarData:
@@ -123,7 +125,7 @@ def load_cifar10(
     progress: show tqdm bars while reading and decoding.
     """
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    if source is None or (isinstance(source, str) and source == "official"):
+    if is_official_source(source):
         data = _load_official(cache, progress)
     else:
         data = _load_tree_source(Path(source).expanduser(), cache, expect_counts, progress)
@@ -206,7 +208,7 @@ def _load_official(cache: Path, progress: bool) -> CifarData:
         batches = sorted((root / CIFAR10.base_folder).iterdir())
         digest, digest_of = _sha256_files(batches), "python batches"
     identity = {
-        "name": OFFICIAL_NAME,
+        "name": OFFICIAL_DATASET,
         "sha256": digest,
         "sha256_of": digest_of,
         "source": OFFICIAL_URL,
@@ -292,14 +294,14 @@ def _load_tree_source(path: Path, cache: Path, expect_counts: bool, progress: bo
         listing, dirs = _list_folder(path)
         digest = _listing_sha256(listing)
         digest_of = "file listing (relative path, size, mtime)"
-        name = path.name
+        name = dataset_name(path)
 
         def entries() -> tuple[list, set]:
             return [(parts, reader) for parts, reader, _, _ in listing], dirs
 
     else:
         digest, digest_of = _sha256_file(path), "archive"
-        name = JPEG_ARCHIVE_NAME if digest == JPEG_ARCHIVE_SHA256 else _strip_archive_suffix(path.name)
+        name = dataset_name(path, sha256=digest)
 
         def entries() -> tuple[list, set]:
             return _read_archive(path, progress)
@@ -569,13 +571,6 @@ def _first_per_class(labels: torch.Tensor, n: int, n_classes: int, split: str) -
             )
         chosen.append(members[:per_class])
     return torch.cat(chosen).sort().values.to(labels.device)
-
-
-def _strip_archive_suffix(filename: str) -> str:
-    for suffix in ARCHIVE_SUFFIXES:
-        if filename.lower().endswith(suffix):
-            return filename[: -len(suffix)]
-    return filename
 
 
 def _sha256_file(path: Path) -> str:

@@ -242,7 +242,7 @@ def train_job(config, results_dir: str | os.PathLike | None = None, force: bool 
     The config passes as JSON (`RunConfig.to_dict` / `from_dict`), so nothing is lost in a translation
     to command-line flags.
     """
-    from .results import run_name
+    from .results import dataset_name, run_name
 
     code = (
         "import sys, json\n"
@@ -263,4 +263,5 @@ def train_job(config, results_dir: str | os.PathLike | None = None, force: bool 
         os.fspath(results_dir) if results_dir is not None else "",
         "force" if force else "resume",
     ]
-    return Job(f"{config.plan().label}-{run_name(config)}", (sys.executable, "-c", code, *arguments))
+    name = f"{dataset_name(config.data)}-{config.plan().label}-{run_name(config)}"  # names its log file
+    return Job(name, (sys.executable, "-c", code, *arguments))

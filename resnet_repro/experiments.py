@@ -1,8 +1,8 @@
 """The paper's CIFAR-10 experiments as named sets of runs, and `reproduce` to train what is missing.
 
 Runs are shared: every experiment's run of, say, ResNet-56-A at the quick budget with seed 0 is the one
-folder <results_dir>/quick/resnet56-A-seed0/ (see `results.py`), so Figure 6, Table 6, the shortcut
-comparison and Figure 7 never train it twice.
+folder <results_dir>/<dataset>/quick/resnet56-A-seed0/ (see `results.py`), so Figure 6, Table 6, the
+shortcut comparison and Figure 7 never train it twice; on other data it is another run, in another folder.
 """
 
 from __future__ import annotations
@@ -146,9 +146,9 @@ def reproduce(
 
 
 def estimated_seconds(config: RunConfig, results_dir: str | os.PathLike | None = None) -> float | None:
-    """How long `config` should take, from the finished runs of the same network (any budget, seed or
-    shortcut option) under results_dir: their slowest seconds per iteration x its iterations; None if
-    there are none."""
+    """How long `config` should take, from the finished runs of the same network (any dataset, budget, seed
+    or shortcut option: the data does not change the time a step takes) under results_dir: their slowest
+    seconds per iteration x its iterations; None if there are none."""
     from .results import load_runs
 
     runs = load_runs(results_dir)

@@ -234,7 +234,7 @@ def train_briefly(
 ) -> pd.DataFrame:
     """Train ``arch`` for ``iterations`` on the smoke subset; return its history (load_histories rows)."""
     from .config import RunConfig
-    from .results import load_histories
+    from .results import load_histories, parse_dataset_label
     from .trainer import train
 
     results_dir = results_dir or tempfile.mkdtemp(prefix="resnet_repro_explorer_")
@@ -248,7 +248,10 @@ def train_briefly(
     )
     folder = train(config, results_dir, progress=progress)
     histories = load_histories(results_dir)
-    return histories[(histories.run == folder.name) & (histories.budget == folder.parent.name)]
+    # <dataset>/<budget label>/<run>: the dataset column adds "-val<N>" to the folder's name if held out.
+    dataset = histories.dataset.map(lambda label: parse_dataset_label(label)[0])
+    same = (histories.run == folder.name) & (histories.budget == folder.parent.name)
+    return histories[same & (dataset == folder.parent.parent.name)]
 
 
 def training_panel(

@@ -14,9 +14,8 @@ import pandas as pd
 
 from . import models
 from .config import PLAIN_SHORTCUT, parse_budget_label
-from .data import JPEG_ARCHIVE_NAME, OFFICIAL_NAME
 from .experiments import experiment_specs
-from .results import REPO_ROOT
+from .results import OFFICIAL_DATASET, REPO_ROOT
 
 PLAIN = PLAIN_SHORTCUT  # load_runs' shortcut for a plain net (it has none)
 
@@ -95,12 +94,6 @@ def reproduce_command(figure: str, budget: str = "quick", include_1202: bool = F
 
 
 BUDGET_ORDER = ("smoke", "quick", "full")  # ranks budgets of equal length; longer training wins first
-
-
-OFFICIAL_DATASET = OFFICIAL_NAME  # the dataset names that runs record
-
-
-JPEG_DATASET = JPEG_ARCHIVE_NAME
 
 
 @dataclass(frozen=True)
@@ -185,10 +178,11 @@ def _nets_in(frame: pd.DataFrame) -> int:
 
 
 def select_runs(runs: pd.DataFrame, nets, common: bool = False) -> Selection:
-    """The stored runs of ``nets`` to show, on one dataset: the one covering most nets (the official files
-    on a tie). Per net, every seed of the longest budget stored for it (full > quick > smoke, by iterations
-    trained). ``common``: one budget for all nets instead, the one covering most of them (then the longest),
-    for comparisons.
+    """The stored runs of ``nets`` to show, on one dataset: the one covering most nets, the official files
+    whenever they cover as many as any other (a reader's official runs are shown instead of our JPEG
+    copy's, which the notes then name as also stored). Per net, every seed of the longest budget stored for
+    it (full > quick > smoke, by iterations trained). ``common``: one budget for all nets instead, the one
+    covering most of them (then the longest), for comparisons.
     """
     nets = tuple(nets)
     wanted = rows_with_keys(runs, ["arch", "shortcut"], set(nets))
@@ -232,9 +226,11 @@ def select_figure(runs: pd.DataFrame, figure: str, common: bool | None = None) -
 
 
 def rows_of(frame: pd.DataFrame, selection: Selection) -> pd.DataFrame:
-    """The rows of a histories or layer-std frame that belong to the selected runs (by budget and run)."""
-    chosen = set(zip(selection.runs.budget, selection.runs.run, strict=True))
-    return rows_with_keys(frame, ["budget", "run"], chosen).reset_index(drop=True)
+    """The rows of a histories or layer-std frame that belong to the selected runs (by dataset, budget and
+    run: the same net and budget may be stored on the official files and on the JPEG copy)."""
+    keys = ["dataset", "budget", "run"]
+    chosen = set(selection.runs[keys].itertuples(index=False, name=None))
+    return rows_with_keys(frame, keys, chosen).reset_index(drop=True)
 
 
 def rows_with_keys(frame: pd.DataFrame, columns: list[str], keys: set) -> pd.DataFrame:

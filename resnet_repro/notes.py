@@ -25,8 +25,6 @@ from .cost_tables import cifar_macs
 from .experiments import experiment_specs
 from .figures import (
     FIGURES,
-    JPEG_DATASET,
-    OFFICIAL_DATASET,
     PLAIN,
     Selection,
     analyze_command,
@@ -43,7 +41,7 @@ from .figures import (
     to_run,
 )
 from .provenance import DEVICE_KINDS, speed_options_table, training_times
-from .results import parse_dataset_label
+from .results import JPEG_DATASET, OFFICIAL_DATASET, parse_dataset_label
 from .schedule import PAPER_ITERATIONS
 from .signals import (
     Landscape,

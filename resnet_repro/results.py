@@ -2,7 +2,7 @@
 
 Layout (one folder per run, shared by every experiment that needs the run):
 
-    <results_dir>/<budget label>/<run>/
+    <results_dir>/<dataset>/<budget label>/<run>/
         history.csv     iteration, lr, train_loss, train_error, test_error (errors in %)
         layer_std.csv   layer, name, std (Figure 7)
         grad_norm.csv   iteration, layer, name, grad_norm (section 4.1: gradients along training)
@@ -11,6 +11,9 @@ Layout (one folder per run, shared by every experiment that needs the run):
         lesion.csv, landscape.csv   analyses of the stored weights (`python -m resnet_repro analyze`)
         checkpoint.pt   only while training; deleted when the run finishes
 
+<dataset> is what the run trained on (`dataset_name`): "cifar10" for the official files, "cifar10-jpeg" for
+the lossy JPEG archive, else the name of the folder or archive; so a run on the official files and one on
+the JPEG copy of the same net and budget live side by side, and neither stands for the other.
 <budget label> is "smoke", "quick", "full", or "<budget>-<N>it" for a run of non-standard length.
 <run> is "<arch>-<shortcut>-seed<k>" for ResNets ("resnet56-A-seed0") and "<arch>-seed<k>" for plain
 nets ("plain20-seed0"), with "-val<N>" appended when N training images were held out for validation.
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import csv
 import errno
+import functools
+import hashlib
 import io
 import json
 import os
@@ -95,9 +100,63 @@ def run_name(config: RunConfig) -> str:
 
 
 def run_folder(config: RunConfig, results_dir: str | os.PathLike | None = None) -> Path:
-    """<results_dir>/<budget label>/<run name>/ (results_dir default: DEFAULT_RESULTS_DIR)."""
+    """<results_dir>/<dataset>/<budget label>/<run name>/ (results_dir default: DEFAULT_RESULTS_DIR)."""
     root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
-    return root / config.plan().label / run_name(config)
+    return root / dataset_name(config.data) / config.plan().label / run_name(config)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a run trains on
+# ---------------------------------------------------------------------------------------------------------
+
+OFFICIAL_DATASET = "cifar10"  # the official files (torchvision's download)
+# ../shared/data/cifar10-jpeg.tar.gz: a LOSSY JPEG conversion of the official files (see its README).
+JPEG_DATASET = "cifar10-jpeg"
+JPEG_ARCHIVE_SHA256 = "45b041e867f5a40f79bfde38d3dd1fd511103d50068c1afecf6445e25234d4db"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+OWN_COPY_SUFFIX = "-own"  # a folder or archive named like a dataset it is not proven to be
+
+
+def is_official_source(source) -> bool:
+    """None or "official": the official CIFAR-10 files, downloaded by torchvision."""
+    return source is None or (isinstance(source, str) and source == "official")
+
+
+def dataset_name(source: str | os.PathLike | None, sha256: str | None = None) -> str:
+    """The name of the data `source` (a RunConfig's `data`) holds, known before any image is read: what
+    `data.load_cifar10` records in identity["name"] and what run folders are keyed by. "cifar10" for the
+    official files, "cifar10-jpeg" for the JPEG archive (by its sha256; pass `sha256` if known already),
+    else the folder's or the archive's file name ("-own" added if that is one of these two names)."""
+    if is_official_source(source):
+        return OFFICIAL_DATASET
+    path = Path(source).expanduser().absolute()
+    name = path.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix) and not path.is_dir():
+            name = name[: -len(suffix)]
+            if (sha256 or _archive_sha256(path)) == JPEG_ARCHIVE_SHA256:
+                return JPEG_DATASET
+            break
+    # A copy of one's own must not be taken for the official files or ours (nor share their folders).
+    return name + OWN_COPY_SUFFIX if name in (OFFICIAL_DATASET, JPEG_DATASET) else name
+
+
+def _archive_sha256(path: Path) -> str | None:
+    """sha256 of an archive file (None if there is none), computed once per file version."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns) if path.is_file() else None
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: a replaced file is hashed anew
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def is_finished(folder: Path) -> bool:
@@ -279,7 +338,7 @@ def cpu_name() -> str:
 
 
 def dataset_label(identity: dict) -> str:
-    """The dataset column of the readers: "cifar10-official", "cifar10-jpeg", "+ -val5000" if held out."""
+    """The dataset column of the readers: "cifar10", "cifar10-jpeg", "+ -val5000" if held out."""
     name = identity.get("name", "unknown")
     validation = identity.get("validation")
     return f"{name}-val{validation['size']}" if validation else name
@@ -302,7 +361,8 @@ def parse_dataset_label(label: str | None) -> tuple[str, int | None]:
 
 def _finished_runs(results_dir) -> list[tuple[Path, dict]]:
     root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
-    return [(path.parent, read_run_record(path.parent)) for path in sorted(root.glob(f"*/*/{RUN_FILE}"))]
+    found = sorted(root.glob(f"*/*/*/{RUN_FILE}"))  # <dataset>/<budget label>/<run>/run.json
+    return [(path.parent, read_run_record(path.parent)) for path in found]
 
 
 def _run_row(folder: Path, record: dict) -> dict:
@@ -329,7 +389,8 @@ def _run_row(folder: Path, record: dict) -> dict:
 def load_runs(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per finished run (a folder with run.json) under results_dir; columns RUN_COLUMNS.
 
-    experiment is the budget-label folder the run lives in; errors are in %.
+    experiment is the budget-label folder the run lives in (under its dataset's folder); dataset is what
+    it trained on, with "-val<N>" if N training images were held out (`dataset_label`); errors are in %.
     """
     rows = [_run_row(folder, record) for folder, record in _finished_runs(results_dir)]
     return pd.DataFrame.from_records(rows, columns=RUN_COLUMNS)

@@ -41,6 +41,7 @@ from .results import (
     damaged_file,
     dataset_label,
     is_finished,
+    is_official_source,
     read_history,
     read_run_record,
     run_folder,
@@ -223,7 +224,7 @@ def _run(session: Session, progress: bool, stop_after: int | None) -> None:
     schedule = config.schedule()
     points = set(eval_iterations(schedule.iterations, config.eval_points))
     checkpoint_path = folder / CHECKPOINT_FILE
-    name = f"{folder.parent.name}/{folder.name}"
+    name = "/".join(folder.parts[-3:])  # <dataset>/<budget label>/<run>
     bar = tqdm(total=schedule.iterations, initial=loop.iteration, desc=name, unit="it", disable=not progress)
     if state.history:
         bar.set_postfix(_postfix(state.history[-1]), refresh=False)
@@ -382,8 +383,9 @@ def _check_finished_run(folder: Path, config: RunConfig, data: CifarData | None)
     # The data's identity is its content (the sha256 in run.json), not its path: a file can be replaced.
     if data is not None:
         now = data.identity.get("sha256")
-    elif previous.data is None or config.data is None:
-        now = recorded if previous.data == config.data else None  # the official download never changes
+    elif is_official_source(previous.data) or is_official_source(config.data):
+        # The official download never changes (None and "official" both name it).
+        now = recorded if is_official_source(previous.data) == is_official_source(config.data) else None
     else:
         now = source_sha256(config.data)
     if now != recorded:

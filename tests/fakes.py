@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torchvision.datasets
 from PIL import Image
 
 from resnet_repro import figures, lesion
@@ -28,7 +29,7 @@ from resnet_repro.results import HISTORY_COLUMNS, LANDSCAPE_COLUMNS, LAYER_STD_C
 ITERATIONS = {"smoke": 10, "quick": 8000, "full": 64000}
 
 
-def run_row(arch, shortcut="A", test=10.0, train=5.0, seed=0, budget="full", dataset="cifar10-official"):
+def run_row(arch, shortcut="A", test=10.0, train=5.0, seed=0, budget="full", dataset="cifar10"):
     family, depth = parse_arch(arch)
     shortcut = figures.PLAIN if family == "plain" else shortcut
     name = f"{arch}-{shortcut}-seed{seed}" if family == "resnet" else f"{arch}-seed{seed}"
@@ -48,7 +49,7 @@ def run_row(arch, shortcut="A", test=10.0, train=5.0, seed=0, budget="full", dat
         "final_train_error": train,
         "params": 1000 * depth,
         "wall_time_s": 60.0,
-        "path": f"/nonexistent/{budget}/{name}",
+        "path": f"/nonexistent/{dataset}/{budget}/{name}",
     }
 
 
@@ -149,6 +150,29 @@ def fake_cifar(seed: int = 0, n_train: int = 1000, n_test: int = 500) -> CifarDa
         [f"class{i}" for i in range(10)],
         {"name": "fake", "sha256": f"{seed:064d}", "source": "memory", "lossy": False},
     )
+
+
+class FakeCIFAR10:
+    """Stands in for torchvision.datasets.CIFAR10 (no internet here), so `load_cifar10(None)` takes it for
+    the official files: HWC uint8 numpy `data` (random pixels), list `targets`, `classes`; `per_class`
+    images of each class per split."""
+
+    filename = torchvision.datasets.CIFAR10.filename
+    base_folder = torchvision.datasets.CIFAR10.base_folder
+    constructed = 0
+    per_class = {"train": 2, "test": 1}
+
+    def __init__(self, root, train=True, download=False):
+        type(self).constructed += 1
+        archive = Path(root) / self.filename
+        if download and not archive.exists():
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            archive.write_bytes(b"pretend archive")
+        n = 10 * self.per_class["train" if train else "test"]
+        rng = np.random.default_rng(0 if train else 1)
+        self.data = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        self.targets = [i % 10 for i in range(n)]
+        self.classes = list(CIFAR10_CLASSES)
 
 
 # ---------------------------------------------------------------------------------------------------------

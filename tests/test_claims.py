@@ -110,13 +110,34 @@ def test_select_runs_prefers_the_dataset_covering_more_nets_then_the_official_on
     runs = toy_runs(
         run_row("plain20", dataset="cifar10-jpeg"),
         run_row("plain56", dataset="cifar10-jpeg"),
-        run_row("plain20", dataset="cifar10-official"),
+        run_row("plain20", dataset="cifar10"),
     )
     assert figures.select_figure(runs, "fig1").dataset == "cifar10-jpeg"
-    tie = toy_runs(
-        run_row("plain20", dataset="cifar10-jpeg"), run_row("plain20", seed=1, dataset="cifar10-official")
-    )
-    assert figures.select_figure(tie, "fig1").dataset == "cifar10-official"
+    tie = toy_runs(run_row("plain20", dataset="cifar10-jpeg"), run_row("plain20", seed=1, dataset="cifar10"))
+    assert figures.select_figure(tie, "fig1").dataset == "cifar10"
+
+
+def test_a_figure_shows_one_dataset_the_readers_official_runs_where_they_cover_its_nets():
+    """Issue 24: the same nets at the same budget on both datasets (same run names): one dataset is shown,
+    its curves only, and the note says which and that the other is stored too."""
+    jpeg = [
+        run_row(arch, budget="quick", test=20.0, dataset="cifar10-jpeg") for arch in ("plain20", "plain56")
+    ]
+    official = [run_row(arch, budget="quick", test=10.0) for arch in ("plain20", "plain56")]
+    runs = toy_runs(*jpeg, *official)
+    selection = figures.select_figure(runs, "fig1")
+    assert selection.dataset == "cifar10" and set(selection.runs.dataset) == {"cifar10"}
+    assert len(selection.runs) == 2 and not selection.missing
+    curves = figures.rows_of(toy_histories(runs), selection)
+    assert set(curves.dataset) == {"cifar10"} and len(curves) == 2 * 4
+    note = notes.provenance_note(selection, "fig1")
+    assert "trained on the official CIFAR-10 files" in note and "lossy" not in note
+    assert "Also stored, not shown: runs on cifar10-jpeg." in note
+    # Until the reader's runs cover the figure's nets, ours are shown, with the JPEG caveat.
+    ours = figures.select_figure(toy_runs(*jpeg, official[0]), "fig1")
+    assert ours.dataset == "cifar10-jpeg" and set(ours.runs.dataset) == {"cifar10-jpeg"}
+    note = notes.provenance_note(ours, "fig1")
+    assert "lossy JPEG copy of CIFAR-10" in note and "Also stored, not shown: runs on cifar10." in note
 
 
 def test_rows_of_keeps_only_the_selected_budget_of_a_run_name_shared_across_budgets():
@@ -154,8 +175,8 @@ def test_net_results_averages_seeds_and_keeps_the_figure_order():
 
 def test_notes_name_the_lossy_data_and_a_held_out_split():
     assert "lossy JPEG" in notes.dataset_note("cifar10-jpeg")
-    assert notes.is_lossy("cifar10-jpeg-val5000") and not notes.is_lossy("cifar10-official")
-    assert "5,000 held-out training images" in notes.dataset_note("cifar10-official-val5000")
+    assert notes.is_lossy("cifar10-jpeg-val5000") and not notes.is_lossy("cifar10")
+    assert "5,000 held-out training images" in notes.dataset_note("cifar10-val5000")
     assert "my_folder" in notes.dataset_note("my_folder")
 
 
@@ -438,7 +459,7 @@ def test_a_claim_never_compares_runs_of_different_budgets():
         run_row("plain56", train=8.0, test=12.0, budget="quick"),
     )
     check = claims.check_degradation(runs)
-    assert check.status == claims.HOLDS and check.note == "quick · cifar10-official · test device"
+    assert check.status == claims.HOLDS and check.note == "quick · cifar10 · test device"
     # runs at different budgets only: no comparison, and the command trains the missing partner
     lone = toy_runs(run_row("plain20", budget="full"), run_row("plain56", budget="quick"))
     check = claims.check_degradation(lone)

@@ -115,7 +115,7 @@ def test_reproduce_dry_run_lists_the_runs(tmp_path, capsys):
     assert main(["reproduce", "fig7", "--budget", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 5 and all(line.startswith("to train") for line in lines)
-    assert str(tmp_path / "smoke" / "resnet110-A-seed0") in lines[-1]
+    assert str(tmp_path / "cifar10" / "smoke" / "resnet110-A-seed0") in lines[-1]
 
 
 def test_module_entry_point_runs():
@@ -168,7 +168,7 @@ def test_train_smoke_end_to_end_on_the_shared_archive_then_rerun_is_a_no_op(shar
     argv += ["--data", str(shared_archive), "--out", str(tmp_path), "--no-progress"]
     assert main(argv) == 0
     assert "resnet8-A-seed0: test error" in capsys.readouterr().out
-    folder = tmp_path / "smoke-2it" / "resnet8-A-seed0"
+    folder = tmp_path / "cifar10-jpeg" / "smoke-2it" / "resnet8-A-seed0"
     expected = ["grad_norm.csv", "history.csv", "layer_std.csv", "run.json", "weights.pt"]
     assert sorted(p.name for p in folder.iterdir()) == expected
     before = (folder / "run.json").read_text()

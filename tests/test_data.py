@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets
-from fakes import fake_cifar, make_tar, make_tree, toy_pixels
+from fakes import FakeCIFAR10, fake_cifar, make_tar, make_tree, toy_pixels
 from PIL import Image
 
 import resnet_repro.data as data_module
 from resnet_repro.data import (
     CIFAR10_CLASSES,
-    JPEG_ARCHIVE_SHA256,
     OFFICIAL_URL,
     CifarData,
     DataError,
@@ -24,6 +23,7 @@ from resnet_repro.data import (
     split_validation,
     take_subset,
 )
+from resnet_repro.results import JPEG_ARCHIVE_SHA256
 
 # ---------------------------------------------------------------------------------------------------------
 # Toy trees (fakes.make_tree: generated, never images from CIFAR-10)
@@ -361,26 +361,6 @@ def test_unreadable_image_in_an_archive_is_named_by_its_member_path_not_a_buffer
 # ---------------------------------------------------------------------------------------------------------
 
 
-class FakeCIFAR10:
-    """Mimics torchvision.datasets.CIFAR10: HWC uint8 numpy `data`, list `targets`, `classes`."""
-
-    filename = torchvision.datasets.CIFAR10.filename
-    base_folder = torchvision.datasets.CIFAR10.base_folder
-    constructed = 0
-
-    def __init__(self, root, train=True, download=False):
-        type(self).constructed += 1
-        archive = Path(root) / self.filename
-        if download and not archive.exists():
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            archive.write_bytes(b"pretend archive")
-        n = 20 if train else 10
-        rng = np.random.default_rng(0 if train else 1)
-        self.data = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-        self.targets = [i % 10 for i in range(n)]
-        self.classes = list(CIFAR10_CLASSES)
-
-
 def test_official_source_converts_torchvision_arrays_and_caches(monkeypatch, cache):
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
     FakeCIFAR10.constructed = 0
@@ -389,7 +369,7 @@ def test_official_source_converts_torchvision_arrays_and_caches(monkeypatch, cac
     assert torch.equal(data.train_images, torch.from_numpy(reference.data).permute(0, 3, 1, 2))
     assert data.train_labels.tolist() == reference.targets and data.train_labels.dtype == torch.int64
     assert data.train_images.is_contiguous() and data.test_images.shape == (10, 3, 32, 32)
-    assert data.identity["name"] == "cifar10-official" and data.identity["lossy"] is False
+    assert data.identity["name"] == "cifar10" and data.identity["lossy"] is False
     assert data.identity["source"] == OFFICIAL_URL
     FakeCIFAR10.constructed = 0
     again = load_cifar10("official", cache_dir=cache, expect_counts=False, progress=False)

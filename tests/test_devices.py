@@ -118,7 +118,7 @@ def test_shards_are_disjoint_and_cover_the_sweep():
 def test_train_job_passes_the_whole_config():
     config = RunConfig(arch="resnet56", shortcut="B", budget="smoke", seed=2, compile="off", val_split=5000)
     job = train_job(config, "/results", force=True)
-    assert job.name == "smoke-resnet56-B-seed2-val5000" and job.command[-2:] == ("/results", "force")
+    assert job.name == "cifar10-smoke-resnet56-B-seed2-val5000" and job.command[-2:] == ("/results", "force")
     assert RunConfig.from_dict(json.loads(job.command[-3])) == config
 
 

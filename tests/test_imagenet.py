@@ -316,7 +316,7 @@ def one_epoch_run(image_folder, tmp_path_factory) -> tuple[argparse.Namespace, P
     """One epoch (3 steps) of resnet18 on one process, through the command line, with a loader worker."""
     args = _command_line(image_folder, tmp_path_factory.mktemp("results"), workers=1)
     assert run_imagenet(args) == 0
-    return args, Path(args.out) / "imagenet-1ep" / "resnet18-A-plateau-seed0-b8-crop32"
+    return args, Path(args.out) / "imagenet" / "imagenet-1ep" / "resnet18-A-plateau-seed0-b8-crop32"
 
 
 def test_command_line_trains_one_process_into_a_run_folder(one_epoch_run):
@@ -353,7 +353,7 @@ def test_ctrl_c_mid_epoch_checkpoints_and_the_resumed_run_is_the_same(one_epoch_
     monkeypatch.setattr(Run, "step", step_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         run_imagenet(args)
-    folder = tmp_path / whole.relative_to(whole.parents[1])
+    folder = tmp_path / whole.relative_to(whole.parents[2])
     checkpoint = torch.load(folder / "checkpoint.pt", weights_only=True)
     assert (checkpoint["state"]["epoch"], checkpoint["state"]["step"]) == (0, 2)
     assert not (folder / "run.json").exists()

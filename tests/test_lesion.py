@@ -193,5 +193,5 @@ def test_lesion_check_without_a_lesion_gives_the_command_that_makes_it():
     runs = toy_runs(run_row("resnet56", budget="quick"), run_row("plain56", budget="quick"))
     check = claims.check_lesion(runs, toy_lesions(runs.iloc[:1], {"resnet56": resnet56_errors(8.0, 9.0)}))
     assert check.status == claims.NO_RUN
-    assert check.note == "`python -m resnet_repro analyze lesion /nonexistent/quick/plain56-seed0`"
+    assert check.note == "`python -m resnet_repro analyze lesion /nonexistent/cifar10/quick/plain56-seed0`"
     assert "reproduce fig7" in claims.check_lesion(toy_runs(), toy_lesions(toy_runs(), {})).note

@@ -3,11 +3,13 @@
 import errno
 import json
 import os
+from pathlib import Path
 
 import pytest
 from fakes import fake_cifar
 
 from resnet_repro import experiments
+from resnet_repro.cli import main
 from resnet_repro.config import RunConfig
 from resnet_repro.experiments import EXPERIMENTS, experiment_configs, experiment_folders, reproduce
 from resnet_repro.results import (
@@ -17,6 +19,7 @@ from resnet_repro.results import (
     DiskFullError,
     atomic_write,
     atomic_write_text,
+    dataset_name,
     is_finished,
     load_histories,
     load_layer_std,
@@ -56,8 +59,8 @@ def results(tmp_path_factory):
     for arch in ("resnet8", "plain8"):
         config = RunConfig(arch=arch, budget="smoke", iterations=2, eval_points=2, device="cpu")
         train(config, root, progress=False, data=fake_cifar())
-    (root / "smoke-2it" / "resnet14-A-seed0").mkdir()  # a run still training: only a checkpoint
-    (root / "smoke-2it" / "resnet14-A-seed0" / "checkpoint.pt").write_bytes(b"")
+    (root / "cifar10" / "smoke-2it" / "resnet14-A-seed0").mkdir()  # a run still training: a checkpoint
+    (root / "cifar10" / "smoke-2it" / "resnet14-A-seed0" / "checkpoint.pt").write_bytes(b"")
     return root
 
 
@@ -101,7 +104,7 @@ def test_readers_name_a_run_whose_history_and_run_json_disagree_or_are_damaged(r
 
     root = tmp_path / "results"
     shutil.copytree(results, root)
-    folder = root / "smoke-2it" / "resnet8-A-seed0"
+    folder = root / "cifar10" / "smoke-2it" / "resnet8-A-seed0"
     history = (folder / HISTORY_FILE).read_text()
     (folder / HISTORY_FILE).write_text("".join(history.splitlines(keepends=True)[:2]))  # header + 1 row
     with pytest.raises(ValueError, match=f"^{folder}: history.csv and run.json disagree .*iteration 1 "):
@@ -119,14 +122,66 @@ def test_default_results_dir_is_data_results_in_the_repository():
     assert (DEFAULT_RESULTS_DIR.parents[1] / "pyproject.toml").is_file()
 
 
-def test_run_folders_are_named_by_budget_label_arch_shortcut_seed(tmp_path):
-    assert run_folder(RunConfig(arch="resnet56"), tmp_path) == tmp_path / "quick" / "resnet56-A-seed0"
+def test_run_folders_are_named_by_dataset_budget_label_arch_shortcut_seed(tmp_path):
+    official = tmp_path / "cifar10"
+    assert run_folder(RunConfig(arch="resnet56"), tmp_path) == official / "quick" / "resnet56-A-seed0"
     assert (
-        run_folder(RunConfig(arch="plain20", budget="full", seed=2), tmp_path)
-        == tmp_path / "full" / "plain20-seed2"
+        run_folder(RunConfig(arch="plain20", budget="full", seed=2, data="official"), tmp_path)
+        == official / "full" / "plain20-seed2"
     )
     validation = RunConfig(arch="resnet110", shortcut="B", iterations=1000, val_split=5000)
-    assert run_folder(validation, tmp_path) == tmp_path / "quick-1000it" / "resnet110-B-seed0-val5000"
+    assert run_folder(validation, tmp_path) == official / "quick-1000it" / "resnet110-B-seed0-val5000"
+
+
+def test_the_dataset_folder_is_the_name_the_data_records_known_before_loading(tmp_path, shared_archive):
+    assert dataset_name(None) == dataset_name("official") == "cifar10"
+    assert dataset_name(shared_archive) == "cifar10-jpeg"  # by its sha256, whatever the file is called
+    renamed = tmp_path / "mine.tgz"
+    renamed.symlink_to(shared_archive)
+    assert dataset_name(renamed) == "cifar10-jpeg"
+    (tmp_path / "tree").mkdir()
+    assert (
+        dataset_name(tmp_path / "tree") == "tree" and dataset_name(tmp_path / "missing.tar.gz") == "missing"
+    )
+    # A copy of one's own named like the official files or ours is neither, and keeps out of their folders.
+    (tmp_path / "cifar10").mkdir()
+    (tmp_path / "cifar10-jpeg.tar.gz").write_bytes(b"not our archive")
+    assert dataset_name(tmp_path / "cifar10") == "cifar10-own"
+    assert dataset_name(tmp_path / "cifar10-jpeg.tar.gz") == "cifar10-jpeg-own"
+    jpeg = RunConfig(arch="plain20", data=str(shared_archive))
+    assert run_folder(jpeg, tmp_path) == tmp_path / "cifar10-jpeg" / "quick" / "plain20-seed0"
+
+
+COMMITTED_RUNS = ["plain20-seed0", "plain32-seed0", "plain56-seed0", "resnet20-A-seed0", "resnet56-A-seed0"]
+
+
+def test_load_runs_finds_every_committed_run_in_its_dataset_folder():
+    runs = load_runs()  # data/results: <dataset>/<budget label>/<run>/
+    committed = {path.parent for path in DEFAULT_RESULTS_DIR.glob(f"**/{RUN_FILE}")}  # at any depth
+    assert {Path(path) for path in runs.path} == committed and set(COMMITTED_RUNS) <= set(runs.run)
+    for run in runs.itertuples():
+        assert Path(run.path).relative_to(DEFAULT_RESULTS_DIR).parts == (run.dataset, run.experiment, run.run)
+    jpeg = runs[runs.dataset == "cifar10-jpeg"]
+    assert set(COMMITTED_RUNS) <= set(jpeg[jpeg.budget == "quick"].run)
+
+
+def dry_run_lines(capsys, *options) -> list[str]:
+    assert main(["reproduce", "fig1", "--budget", "quick", "--dry-run", *options]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_dry_run_on_the_official_data_lists_the_committed_jpeg_runs_nets_as_to_train(capsys):
+    official = DEFAULT_RESULTS_DIR / "cifar10" / "quick"
+    assert dry_run_lines(capsys) == [
+        f"to train  {official / 'plain20-seed0'}",
+        f"to train  {official / 'plain56-seed0'}",
+    ]
+
+
+def test_dry_run_on_the_jpeg_archive_reports_the_committed_runs_done(capsys, shared_archive):
+    jpeg = DEFAULT_RESULTS_DIR / "cifar10-jpeg" / "quick"
+    lines = dry_run_lines(capsys, "--data", str(shared_archive))
+    assert lines == [f"done     {jpeg / 'plain20-seed0'}", f"done     {jpeg / 'plain56-seed0'}"]
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path):
@@ -188,7 +243,7 @@ def test_experiments_share_their_runs(tmp_path):
 
     assert folders("fig7") <= folders("fig1") | folders("fig6")  # Figure 7 trains nothing new
     assert folders("table6") <= folders("fig6")
-    assert tmp_path / "quick" / "resnet56-A-seed0" in folders("shortcuts") & folders("fig6")
+    assert tmp_path / "cifar10" / "quick" / "resnet56-A-seed0" in folders("shortcuts") & folders("fig6")
 
 
 def test_seeds_k_means_seeds_0_to_k_minus_1():
@@ -257,7 +312,7 @@ def test_a_shard_trains_only_its_slice(tmp_path, monkeypatch):
 
 def test_time_estimates_come_from_finished_runs_of_the_same_network(tmp_path):
     assert experiments.estimated_seconds(RunConfig(arch="resnet20", budget="full"), tmp_path) is None
-    folder = tmp_path / "quick" / "resnet20-B-seed0"
+    folder = tmp_path / "cifar10-jpeg" / "quick" / "resnet20-B-seed0"
     folder.mkdir(parents=True)
     record = {
         "arch": "resnet20", "family": "resnet", "depth": 20, "shortcut": "B", "seed": 0,

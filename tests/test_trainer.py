@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from fakes import TINY, fake_cifar, make_tar, make_tree
+import torchvision.datasets
+from fakes import TINY, FakeCIFAR10, fake_cifar, make_tar, make_tree
 from PIL import Image
 
 import resnet_repro.data as data_module
@@ -28,7 +29,14 @@ from resnet_repro.data import CACHE_ENV, CifarData
 from resnet_repro.evaluation import Moments
 from resnet_repro.flops import count_params
 from resnet_repro.models import build_cifar, response_layers
-from resnet_repro.results import CHECKPOINT_FILE, HISTORY_FILE, LAYER_STD_FILE, RUN_FILE, read_run_record
+from resnet_repro.results import (
+    CHECKPOINT_FILE,
+    DEFAULT_RESULTS_DIR,
+    HISTORY_FILE,
+    LAYER_STD_FILE,
+    RUN_FILE,
+    read_run_record,
+)
 from resnet_repro.runlock import LOCK_FILE, RunLockedError, run_lock
 from resnet_repro.runtime import GracefulInterrupt, resolve_device
 from resnet_repro.trainer import train
@@ -42,7 +50,7 @@ def reference(tmp_path_factory):
 
 
 def copy_run(folder, results_dir):
-    target = results_dir / folder.parent.name / folder.name
+    target = results_dir.joinpath(*folder.parts[-3:])  # <dataset>/<budget label>/<run>
     shutil.copytree(folder, target)
     return target
 
@@ -124,7 +132,7 @@ def test_ctrl_c_saves_and_the_resumed_run_equals_the_uninterrupted_one(
     interrupt_at(monkeypatch, 6)  # between eval points 4 and 8
     with pytest.raises(KeyboardInterrupt):
         train(TINY, tmp_path, progress=False, data=fake_cifar())
-    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    folder = tmp_path / "cifar10" / "smoke-12it" / "resnet8-A-seed0"
     assert torch.load(folder / CHECKPOINT_FILE, weights_only=True)["loop"]["iteration"] == 6
     assert not (folder / RUN_FILE).exists()
     assert "Saved iteration 6" in capsys.readouterr().err
@@ -141,7 +149,7 @@ def test_a_crash_loses_at_most_one_interval_and_resumes_identically(reference, t
     interrupt_at(monkeypatch, 10, signal_it=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(TINY, tmp_path, progress=False, data=fake_cifar())
-    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    folder = tmp_path / "cifar10" / "smoke-12it" / "resnet8-A-seed0"
     assert (
         torch.load(folder / CHECKPOINT_FILE, weights_only=True)["loop"]["iteration"] == 8
     )  # last eval point
@@ -256,7 +264,7 @@ def test_a_cuda_step_never_waits_for_the_gpu():
 def test_smoke_run_on_the_shared_archive(tmp_path, shared_archive, cifar_jpeg):
     config = RunConfig(arch="resnet20", budget="smoke", data=str(shared_archive), device="cpu")
     folder = train(config, tmp_path, progress=False, data=cifar_jpeg)
-    assert folder == tmp_path / "smoke" / "resnet20-A-seed0"
+    assert folder == tmp_path / "cifar10-jpeg" / "smoke" / "resnet20-A-seed0"
     record = json.loads((folder / RUN_FILE).read_text())
     assert record["params"] == 269_722  # Table 6: 0.27M
     assert record["provenance"]["dataset"]["name"] == "cifar10-jpeg"
@@ -392,7 +400,7 @@ def wait_for(condition, seconds: float = 60.0) -> None:
 
 
 def test_a_second_process_on_the_same_run_is_refused_and_a_killed_holder_does_not_block(tmp_path):
-    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    folder = tmp_path / "cifar10" / "smoke-12it" / "resnet8-A-seed0"
     holder = slow_cli(tmp_path, pause=600)  # stuck in its first step, holding the run
     try:
         lock = folder / LOCK_FILE
@@ -425,7 +433,7 @@ def test_sigterm_saves_a_checkpoint_like_ctrl_c(reference, tmp_path, capsys):
     finally:
         trainer_process.kill()
     assert trainer_process.returncode == 130, err
-    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    folder = tmp_path / "cifar10" / "smoke-12it" / "resnet8-A-seed0"
     saved = torch.load(folder / CHECKPOINT_FILE, weights_only=True)["loop"]["iteration"]
     assert 1 <= saved < 12 and f"Saved iteration {saved}" in err
     assert train(TINY, tmp_path, progress=False, data=fake_cifar()) == folder
@@ -445,7 +453,7 @@ def test_sigterm_saves_a_checkpoint_like_ctrl_c(reference, tmp_path, capsys):
 def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_remedy(tmp_path, monkeypatch, capsys, kind, says):
     with pytest.raises(KeyboardInterrupt):
         train(TINY, tmp_path, progress=False, data=fake_cifar(), stop_after=2)
-    path = tmp_path / "smoke-12it" / "resnet8-A-seed0" / CHECKPOINT_FILE
+    path = tmp_path / "cifar10" / "smoke-12it" / "resnet8-A-seed0" / CHECKPOINT_FILE
     whole = path.read_bytes()
     damaged = {
         "empty": b"",
@@ -507,7 +515,7 @@ def test_a_full_disk_while_writing_the_results_is_one_line_and_the_run_resumes(t
     monkeypatch.setattr(torch, "save", disk_full_for_the_weights)
     assert main(["train", *TINY_ARGS, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    folder = tmp_path / "smoke-12it" / "resnet8-A-seed0"
+    folder = tmp_path / "cifar10" / "smoke-12it" / "resnet8-A-seed0"
     assert err.count("\n") == 1 and err.startswith(f"error: {folder / 'weights.pt'}: not written"), err
     assert "free space" in err and "unexpected pos" in err
     left = sorted(p.name for p in folder.iterdir())
@@ -542,6 +550,32 @@ def test_a_finished_run_on_an_archive_whose_content_changed_is_not_reused(tmp_pa
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "its data changed since (sha256" in err and "--force" in err, err
+
+
+def test_an_official_run_trains_beside_the_committed_jpeg_run_of_the_same_net(tmp_path, monkeypatch, capsys):
+    """Issue 24: a reader's run on the official files (the download a stand-in here) is neither refused nor
+    taken for our committed JPEG run of the same net and budget: it trains in its own folder beside it."""
+    committed = DEFAULT_RESULTS_DIR / "cifar10-jpeg" / "quick" / "plain20-seed0"
+    results = tmp_path / "results"
+    jpeg = results / "cifar10-jpeg" / "quick" / "plain20-seed0"
+    shutil.copytree(committed, jpeg)
+    before = {path.name: path.read_bytes() for path in jpeg.iterdir()}
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    monkeypatch.setattr(FakeCIFAR10, "per_class", {"train": 13, "test": 2})  # 130 train images: a batch
+    monkeypatch.setattr(data_module, "EXPECTED_PER_CLASS", FakeCIFAR10.per_class)
+    official = RunConfig(arch="plain20", budget="quick", device="cpu", compile="off")  # data=None
+    with pytest.raises(KeyboardInterrupt):  # trained (one step, then stopped as by Ctrl-C), not refused
+        train(official, results, progress=False, stop_after=1)
+    folder = results / "cifar10" / "quick" / "plain20-seed0"
+    checkpoint = torch.load(folder / CHECKPOINT_FILE, weights_only=True)
+    assert checkpoint["loop"]["iteration"] == 1 and not (folder / RUN_FILE).exists()
+    assert {path.name: path.read_bytes() for path in jpeg.iterdir()} == before  # ours untouched
+    argv = ["reproduce", "fig1", "--budget", "quick", "--dry-run", "--out", str(results)]
+    assert main(argv) == 0  # "done" means done on the data asked for
+    assert capsys.readouterr().out.splitlines() == [
+        f"to train  {results / 'cifar10' / 'quick' / name}" for name in ("plain20-seed0", "plain56-seed0")
+    ]
 
 
 def test_an_unusable_out_is_found_before_any_data_is_read(tmp_path, monkeypatch, capsys):

@@ -150,7 +150,7 @@ def test_lesion_notes_say_how_long_it_took_and_what_is_missing(lesioned):
     only_resnet = lesions[lesions.arch == "resnet56"]
     note = why.lesion_notes(figures.select_figure(runs, "lesion"), only_resnet)
     assert "**No lesion yet** for plain-56 (about" in note and "cpu (at the speed measured above)" in note
-    assert "`python -m resnet_repro analyze lesion /nonexistent/quick/plain56-seed0`" in note
+    assert "`python -m resnet_repro analyze lesion /nonexistent/cifar10/quick/plain56-seed0`" in note
     assert 14 < why.lesion_passes("resnet56") < 15.5  # 1 + about half a pass for each of 27 blocks
     seconds, where = why.estimated_seconds("resnet110", lesions.iloc[:0])  # nothing measured: the reference
     assert 3 * why.REFERENCE_TIME[1] < seconds < 5 * why.REFERENCE_TIME[1] and "AMD EPYC" in where

@@ -181,10 +181,14 @@ class RunState:
 # ---------------------------------------------------------------------------------------------------------
 
 
+IMAGENET_DATASET = "imagenet"  # the dataset folder of every ImageNet run (ILSVRC-2012 or a subset of it)
+
+
 def run_folder(config: ImageNetConfig, results_dir=None) -> Path:
-    """<results_dir>/<"imagenet" or "imagenet-<N>ep">/<run name>/, as the CIFAR-10 runs are laid out."""
+    """<results_dir>/imagenet/<"imagenet" or "imagenet-<N>ep">/<run name>/, as the CIFAR-10 runs are laid
+    out (<dataset>/<budget label>/<run>)."""
     root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
-    return root / config.budget_label() / config.run_name()
+    return root / IMAGENET_DATASET / config.budget_label() / config.run_name()
 
 
 def train_imagenet(
