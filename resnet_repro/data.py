@@ -30,6 +30,7 @@ from .results import (
     OFFICIAL_DATASET,
     atomic_write,
     dataset_name,
+    file_sha256,
     is_official_source,
 )
 
@@ -574,7 +575,7 @@ def _first_per_class(labels: torch.Tensor, n: int, n_classes: int, split: str) -
 
 
 def _sha256_file(path: Path) -> str:
-    return _sha256_files([path])
+    return file_sha256(path)
 
 
 def _sha256_files(paths: list[Path]) -> str:

@@ -142,12 +142,18 @@ def dataset_name(source: str | os.PathLike | None, sha256: str | None = None) ->
 
 
 def _archive_sha256(path: Path) -> str | None:
-    """sha256 of an archive file (None if there is none), computed once per file version."""
+    """sha256 of an archive file (None if there is none)."""
     try:
-        stat = path.stat()
+        return file_sha256(path) if path.is_file() else None
     except OSError:
         return None
-    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns) if path.is_file() else None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, computed once per file version in a process: run_folder names the data
+    before load_cifar10 records it, and both ask for the same archive's hash."""
+    stat = Path(path).stat()
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=64)
