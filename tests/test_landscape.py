@@ -1,5 +1,5 @@
-"""The loss landscape (resnet_repro.landscape, Li et al.'s method) on a tiny trained net, its command, and
-its reading and verdict (signals, claims) on made-up surfaces."""
+"""The loss landscape (resnet_repro.analyses.landscape, Li et al.'s method) on a tiny trained net, its
+command, and its reading and verdict (readings, claims) on made-up surfaces."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import torch
 import torch.nn.functional as F
 from fakes import EMPTY_RUNS, bowl, fake_cifar, run_row, saddle, toy_landscapes, toy_runs
 
-from resnet_repro import claims, landscape, notes, plots, signals
-from resnet_repro.cli import main
-from resnet_repro.config import RunConfig
-from resnet_repro.landscape import FP32_CHECK, SLICE, SURFACE, LandscapeSettings
-from resnet_repro.results import LANDSCAPE_COLUMNS, LANDSCAPE_FILE, load_landscapes, load_runs
-from resnet_repro.trainer import train
-from resnet_repro.weights import load_trained_model
+from resnet_repro.analyses import landscape
+from resnet_repro.analyses.landscape import FP32_CHECK, SLICE, SURFACE, LandscapeSettings
+from resnet_repro.book import claims, notes, plots, readings
+from resnet_repro.cifar.trainer import train
+from resnet_repro.commands.cli import main
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.folders import LANDSCAPE_COLUMNS, LANDSCAPE_FILE, load_landscapes, load_runs
+from resnet_repro.runs.weights import load_trained_model
 
 CPU = torch.device("cpu")
 TINY_GRID = LandscapeSettings(points=3, slice_points=3, images=40)  # 9 + 3 points on 40 images
@@ -163,7 +164,7 @@ def test_the_command_analyzes_run_folders_and_load_landscapes_reads_them(trained
 def test_the_hessian_of_a_quadratic_is_read_exactly_from_the_grid():
     axis = np.linspace(-1, 1, 9)
     a, b = np.meshgrid(axis, axis)
-    smaller, larger = signals.hessian_eigenvalues(2 * a**2 + 0.5 * b**2 + a * b, axis[1] - axis[0])
+    smaller, larger = readings.hessian_eigenvalues(2 * a**2 + 0.5 * b**2 + a * b, axis[1] - axis[0])
     expected = np.linalg.eigvalsh([[4.0, 1.0], [1.0, 1.0]])
     assert np.allclose(smaller, expected[0]) and np.allclose(larger, expected[1])
 
@@ -172,10 +173,10 @@ def test_a_convex_bowl_never_curves_downward_a_saddle_always_and_a_flat_valley_i
     axis = np.linspace(-1, 1, 9)
     a, b = np.meshgrid(axis, axis)
     step = axis[1] - axis[0]
-    assert not signals.curves_downward(bowl(a, b), step).any()
-    assert signals.curves_downward(saddle(a, b), step).all()
+    assert not readings.curves_downward(bowl(a, b), step).any()
+    assert readings.curves_downward(saddle(a, b), step).all()
     noise = 1e-5 * np.random.default_rng(0).standard_normal(a.shape)
-    assert not signals.curves_downward(a**2 + noise, step).any()  # below NEGATIVE_CURVATURE of the valley
+    assert not readings.curves_downward(a**2 + noise, step).any()  # below NEGATIVE_CURVATURE of the valley
 
 
 FOUR = ("plain20", "plain56", "resnet20", "resnet56")
@@ -192,7 +193,7 @@ def four_surfaces(resnet56=bowl, plain56=saddle) -> dict:
 def test_the_reading_counts_downward_points_near_the_trained_weights_and_over_the_grid():
     runs = four_runs()
     table = toy_landscapes(runs, four_surfaces())
-    found = signals.landscapes(table, claims.select_figure(runs, "landscape"))
+    found = readings.landscapes(table, claims.select_figure(runs, "landscape"))
     assert list(found) == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
     plain = found["plain-56"]
     assert plain.non_convex_share(near=True) == 1.0 and found["ResNet-56"].non_convex_share(near=False) == 0
@@ -235,17 +236,17 @@ def test_without_a_landscape_the_claim_and_the_page_give_the_command():
 
 def test_bf16_is_compared_with_the_fp32_check_on_its_row():
     runs = toy_runs(run_row("resnet56", budget="quick"))
-    gap = signals.precision_gap(toy_landscapes(runs, {"resnet56": bowl}, check=True))
+    gap = readings.precision_gap(toy_landscapes(runs, {"resnet56": bowl}, check=True))
     assert gap.points == 9 and gap.max_relative_gap == pytest.approx(0.01 / 1.01)
     assert gap.same_curvature_sign == gap.interior == 7 and gap.agrees
-    assert signals.precision_gap(toy_landscapes(runs, {"resnet56": bowl})) is None
-    assert "within the 1% tolerance" in signals.precision_gap_text(gap)
+    assert readings.precision_gap(toy_landscapes(runs, {"resnet56": bowl})) is None
+    assert "within the 1% tolerance" in readings.precision_gap_text(gap)
 
 
 def test_the_figures_draw_each_net_and_mark_the_downward_points():
     runs = four_runs()
     table = toy_landscapes(runs, four_surfaces())
-    found = signals.landscapes(table, claims.select_figure(runs, "landscape"))
+    found = readings.landscapes(table, claims.select_figure(runs, "landscape"))
     contours = plots.landscape_contours(found)
     panels = [ax for ax in contours.axes if ax.get_title()]
     dots = {ax.get_title().split(":")[0]: len(ax.get_lines()[0].get_xdata()) for ax in panels}

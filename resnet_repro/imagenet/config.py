@@ -1,6 +1,6 @@
 """What one ImageNet run is: `ImageNetConfig`, with the paper's recipe (section 3.4) as the defaults.
 
-As for CIFAR-10 (`resnet_repro.config`), fields that decide the result (network, schedule, batch,
+As for CIFAR-10 (`resnet_repro.runs.config`), fields that decide the result (network, schedule, batch,
 sizes, seed) are kept apart from those that only decide how fast it is computed (device, workers,
 speed options, how often to checkpoint, and the number of processes), which may change between a run
 and its resumption.
@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-from ..config import DEVICES, PLAIN_SHORTCUT, SWITCH, check_choice, check_types, from_fields
-from ..models import SHORTCUT_OPTIONS
-from .data import Geometry
+from resnet_repro.imagenet.data import Geometry
+from resnet_repro.models import SHORTCUT_OPTIONS
+from resnet_repro.runs.config import DEVICES, PLAIN_SHORTCUT, SWITCH, check_choice, check_types, from_fields
 
 ARCHS = ("plain18", "plain34", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 SCHEDULES = ("plateau", "milestones")
