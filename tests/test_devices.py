@@ -135,6 +135,7 @@ def test_train_job_runs_this_checkouts_trainer(tmp_path):
     (stub / "runs" / "lock.py").write_text("class RunLockedError(Exception):\n    pass\n")
     job = train_job(RunConfig(arch="plain20", budget="smoke"), tmp_path / "out")
     command = list(job.command)
+    assert (Path(command[3]) / "resnet_repro" / "__init__.py").is_file()  # this checkout's package
     command[3] = str(stub.parent)  # run the stub package instead of the real one
     assert subprocess.run(command, check=False).returncode == 0
     called = json.loads((tmp_path / "called.json").read_text())

@@ -42,7 +42,7 @@ import pandas as pd
 
 from resnet_repro.runs.config import PLAIN_SHORTCUT, RunConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS_DIR = REPO_ROOT / "data" / "results"
 
 HISTORY_FILE, LAYER_STD_FILE, GRAD_NORM_FILE, WEIGHTS_FILE, RUN_FILE, CHECKPOINT_FILE = (

@@ -28,7 +28,7 @@ from pathlib import Path
 
 DEVICE_ENV = "CUDA_VISIBLE_DEVICES"
 CPU = "cpu"  # the device name of the CPU in `spread`: its runs see no GPU and split the cores
-PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # the checkout whose code the subprocesses run
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the checkout whose code the subprocesses run
 BENCHMARKS_DIR = PACKAGE_PARENT / "data" / "benchmarks"  # benchmarks/cpu_parallel_runs.py --json files
 STOP_GRACE_S = 60.0  # after Ctrl-C, how long runs may take to write their checkpoints before being killed
 INTERRUPTED_EXITS = (130, -signal.SIGINT)  # a job that stopped on Ctrl-C after saving its checkpoint
