@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from resnet_repro import models
-from resnet_repro.runs.config import PLAIN_SHORTCUT, parse_budget_label
+from resnet_repro.runs.config import BUDGETS, PLAIN_SHORTCUT, parse_budget_label
 from resnet_repro.runs.folders import OFFICIAL_DATASET, REPO_ROOT
 from resnet_repro.sweeps.experiments import experiment_specs
 
@@ -93,7 +93,7 @@ def reproduce_command(figure: str, budget: str = "quick", include_1202: bool = F
     return experiment_command(FIGURES[figure][1], budget) + extra
 
 
-BUDGET_ORDER = ("smoke", "quick", "full")  # ranks budgets of equal length; longer training wins first
+BUDGET_ORDER = BUDGETS  # shortest first: ranks budgets of equal length; longer training wins first
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,10 @@ from resnet_repro.cifar.augment import mean_image, normalize, random_crop_flip
 from resnet_repro.cifar.data import CifarData
 from resnet_repro.cifar.evaluation import autocast, gradient_norms, test_error
 from resnet_repro.paper.recipe import BATCH_SIZE, MOMENTUM, PAD, WEIGHT_DECAY
-from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.config import COMPILE_MIN_ITERATIONS, RunConfig
 from resnet_repro.runs.runtime import Tally
 
 AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation stream is seeded apart from the data order
-COMPILE_MIN_ITERATIONS = 2000  # below this, compiling (tens of seconds) costs more than it saves
 
 
 # ---------------------------------------------------------------------------------------------------------

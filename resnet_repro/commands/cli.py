@@ -13,10 +13,8 @@ import re
 import shutil
 import sys
 import textwrap
-from fractions import Fraction
 
 from resnet_repro import __version__
-from resnet_repro.cifar.loop import COMPILE_MIN_ITERATIONS
 from resnet_repro.commands.types import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -24,6 +22,7 @@ from resnet_repro.commands.types import (
     SubcommandParser,
     available_device,
     cifar_arch,
+    field_flag,
     fraction,
     positive_float,
     positive_int,
@@ -31,18 +30,10 @@ from resnet_repro.commands.types import (
     seed_number,
     shard_spec,
 )
-from resnet_repro.models import DEPTH_RULE, SHORTCUT_OPTIONS
+from resnet_repro.models import SHORTCUT_OPTIONS
 from resnet_repro.runs.config import (
-    BUDGETS,
-    DEFAULT_EVAL_POINTS,
-    DEVICES,
-    SMOKE_EVAL_POINTS,
-    SMOKE_ITERATIONS,
-    SMOKE_SUBSET,
-    SPEED_CHOICES,
     SPEED_FIELDS,
     RunConfig,
-    resolve_budget,
 )
 from resnet_repro.runs.folders import DiskFullError, as_disk_full
 from resnet_repro.runs.lock import RunLockedError
@@ -54,22 +45,7 @@ COST_TABLES = {
     "imagenet": "ImageNet networks of Table 1 (224x224 input)",
 }
 COST_FORMATS = ("table", "csv", "json")
-RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-# What each speed option does, and what "auto" makes of it (as training_loop.resolve_speed decides).
-SPEED_HELP = {
-    "channels_last": ("NHWC memory layout", "on"),
-    "amp": ("bf16 autocast", "on CUDA; a CPU trains in fp32, bf16 there only with --amp on"),
-    "compile": (
-        "torch.compile mode",
-        "'default' on the CPU and on CUDA GPUs of compute capability 7.0+ for runs of "
-        f"{COMPILE_MIN_ITERATIONS:,} iterations or more, else off",
-    ),
-    "data_on_device": ("dataset and augmentation on the training device", "on"),
-    "fused_optimizer": ("fused SGD", "on CUDA"),
-    "cudnn_benchmark": ("cuDNN autotuning", "on CUDA"),
-    "cuda_graph": ("replay the whole training step as one CUDA graph", "on CUDA where it works"),
-}
-
+RUN_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 TRAIN_EPILOG = """\
 examples:
   python -m resnet_repro train --arch resnet20 --budget smoke --data path/to/cifar10.tar.gz
@@ -108,75 +84,29 @@ The table is the one the book's introduction shows, computed by the same code fr
 """
 
 
+def _field_flag(group, name: str, note: str = "", **parsing) -> None:
+    field_flag(group, RunConfig, name, note, **parsing)
+
+
 def _run_options() -> argparse.ArgumentParser:
     """Options that train and reproduce share."""
     parent = argparse.ArgumentParser(add_help=False)
     run = parent.add_argument_group("run")
-    smoke_train, smoke_test = SMOKE_SUBSET
-    quick, full = (resolve_budget(name).iterations // 1000 for name in ("quick", "full"))
-    run.add_argument(
-        "--budget",
-        choices=BUDGETS,
-        default=RUN_DEFAULTS["budget"],
-        help=f"how long to train: smoke = {SMOKE_ITERATIONS} iterations on {smoke_train}/{smoke_test} images "
-        "(seconds, checks the plumbing); quick = the paper's iteration counts x "
-        f"{Fraction(RUN_DEFAULTS['quick_factor'])} ({quick}k iterations); full = the paper's {full}k "
-        f"(default: {RUN_DEFAULTS['budget']})",
-    )
-    run.add_argument(
-        "--iterations",
-        type=positive_int,
-        metavar="N",
-        help="train N iterations instead (learning rate drops at 50%% and 75%%)",
-    )
-    run.add_argument(
-        "--quick-factor",
-        type=fraction,
-        default=RUN_DEFAULTS["quick_factor"],
-        metavar="F",
-        help="length of quick relative to full",
-    )
-    run.add_argument(
-        "--data",
-        metavar="PATH",
-        help="CIFAR-10 as a folder tree (train/<class>/*.png, test/<class>/...) or a .tar.gz of one, "
-        "e.g. path/to/cifar10.tar.gz (default: download the official files)",
-    )
+    _field_flag(run, "budget")
+    _field_flag(run, "iterations", type=positive_int, metavar="N")
+    _field_flag(run, "quick_factor", type=fraction, metavar="F")
+    _field_flag(run, "data", metavar="PATH")
     run.add_argument("--out", metavar="DIR", help="results folder (default: data/results in the repository)")
-    run.add_argument(
-        "--device",
-        type=available_device,
-        choices=DEVICES,
-        default=RUN_DEFAULTS["device"],
-        help="auto = CUDA if available (default)",
+    _field_flag(run, "device", type=available_device)
+    _field_flag(
+        run, "val_split", "--val-split alone: 5000", type=positive_int, nargs="?", const=5000, metavar="N"
     )
-    run.add_argument(
-        "--val-split",
-        type=positive_int,
-        nargs="?",
-        const=5000,
-        default=RUN_DEFAULTS["val_split"],
-        metavar="N",
-        help="hold out N training images (default 5000, as the paper) and test on them instead",
-    )
-    run.add_argument(
-        "--eval-points",
-        type=positive_int,
-        metavar="K",
-        help=f"points on the training/test curves (default {DEFAULT_EVAL_POINTS}, smoke {SMOKE_EVAL_POINTS})",
-    )
+    _field_flag(run, "eval_points", type=positive_int, metavar="K")
     run.add_argument("--force", action="store_true", help="train again even if the run has finished")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     speed = parent.add_argument_group("speed (none changes the algorithm; auto = what helps on the device)")
     for name in SPEED_FIELDS:
-        default = RUN_DEFAULTS[name]
-        what, auto = SPEED_HELP[name]
-        speed.add_argument(
-            f"--{name.replace('_', '-')}",
-            choices=SPEED_CHOICES[name],
-            default=default,
-            help=f"{what} (default {default}{': ' if default == 'auto' else '; auto: '}{auto})",
-        )
+        _field_flag(speed, name)
     speed.add_argument("--no-speedups", action="store_true", help="turn every speed option off")
     return parent
 
@@ -204,24 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=TRAIN_EPILOG,
         formatter_class=formatter,
     )
-    train.add_argument(
-        "--arch",
-        type=cifar_arch,
-        required=True,
-        metavar=ARCH_METAVAR,
-        help=f"e.g. resnet56, plain20; DEPTH = {DEPTH_RULE}",
-    )
-    train.add_argument(
-        "--shortcut",
-        choices=SHORTCUT_OPTIONS,
-        help="ResNets only: A identity/zero-pad (default), B, C projections",
-    )
-    train.add_argument(
-        "--seed",
-        type=seed_number,
-        default=RUN_DEFAULTS["seed"],
-        help=f"initial weights, data order, augmentation (default {RUN_DEFAULTS['seed']})",
-    )
+    _field_flag(train, "arch", type=cifar_arch, required=True, metavar=ARCH_METAVAR)
+    _field_flag(train, "shortcut", choices=SHORTCUT_OPTIONS)
+    _field_flag(train, "seed", type=seed_number)
 
     reproduce = commands.add_parser(
         "reproduce",
@@ -321,28 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_fields(args: argparse.Namespace) -> dict:
-    fields = {
-        "iterations": args.iterations,
-        "quick_factor": args.quick_factor,
-        "val_split": args.val_split,
-        "eval_points": args.eval_points,
-        **{name: "off" if args.no_speedups else getattr(args, name) for name in SPEED_FIELDS},
+def _config_fields(args: argparse.Namespace, leave_out=()) -> dict:
+    """The RunConfig fields the command line has flags for (all of them for train); --no-speedups turns
+    every speed option off."""
+    values = {
+        name: getattr(args, name) for name in RUN_FIELDS if hasattr(args, name) and name not in leave_out
     }
-    return fields
+    if args.no_speedups:
+        values.update(dict.fromkeys(SPEED_FIELDS, "off"))
+    return values
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The run a parsed `train` command line asks for."""
-    return RunConfig(
-        arch=args.arch,
-        shortcut=args.shortcut,
-        budget=args.budget,
-        data=args.data,
-        seed=args.seed,
-        device=args.device,
-        **_config_fields(args),
-    )
+    return RunConfig(**_config_fields(args))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -352,6 +259,9 @@ def _train(args: argparse.Namespace) -> int:
     folder = train(config, results_dir=args.out, progress=not args.no_progress, force=args.force)
     print(_summary(folder))
     return 0
+
+
+SET_BY_NAME = ("budget", "data", "device")  # reproduce's own parameters
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -367,7 +277,7 @@ def _reproduce(args: argparse.Namespace) -> int:
             args.seeds,
             args.include_1202,
             data=args.data,
-            **_config_fields(args),
+            **_config_fields(args, leave_out=SET_BY_NAME),
         )
         if args.shard:
             folders = shard(folders, *parse_shard(args.shard))
@@ -389,7 +299,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         in_process=args.in_process,
         compile_cache=args.compile_cache,
-        **_config_fields(args),
+        **_config_fields(args, leave_out=SET_BY_NAME),
     )
     unfinished = [folder for folder in folders if not is_finished(folder)]
     for folder in folders:

@@ -9,18 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from resnet_repro.commands.types import increasing_epochs, positive_int, worker_count
+from resnet_repro.commands.types import field_flag, increasing_epochs, positive_int, worker_count
 from resnet_repro.imagenet.config import (
-    ARCHS,
     MILESTONE_EPOCHS,
     MILESTONES,
     PLATEAU_EPOCHS,
-    PLATEAU_PATIENCE,
-    SCHEDULES,
     ImageNetConfig,
 )
 from resnet_repro.models import SHORTCUT_OPTIONS
-from resnet_repro.runs.config import DEVICES, SWITCH
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(ImageNetConfig)}
 
@@ -57,96 +53,40 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+    def flag(group, name, note="", **parsing):
+        field_flag(group, ImageNetConfig, name, note, **parsing)
+
     net = parser.add_argument_group("network and data")
-    net.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root with train/ and val/")
-    net.add_argument(
-        "--arch",
-        choices=ARCHS,
-        default=DEFAULTS["arch"],
-        metavar="ARCH",
-        help=f"{', '.join(ARCHS)} (default {DEFAULTS['arch']})",
-    )
-    net.add_argument(
-        "--shortcut", choices=SHORTCUT_OPTIONS, help="ResNets: default A for 18/34 (Table 2), B for 50+"
-    )
-    net.add_argument(
-        "--seed",
-        type=int,
-        default=DEFAULTS["seed"],
-        help=f"weights, data order, augmentation (default {DEFAULTS['seed']})",
-    )
+    flag(net, "data", required=True, metavar="DIR")
+    flag(net, "arch", metavar="ARCH")
+    flag(net, "shortcut", choices=SHORTCUT_OPTIONS)
+    flag(net, "seed", type=int)
     recipe = parser.add_argument_group("recipe (defaults: the paper's)")
-    recipe.add_argument(
-        "--schedule", choices=SCHEDULES, default=DEFAULTS["schedule"], help=f"default {DEFAULTS['schedule']}"
-    )
-    recipe.add_argument(
-        "--epochs",
-        type=positive_int,
-        help=f"default {PLATEAU_EPOCHS} (plateau) or {MILESTONE_EPOCHS} (milestones)",
-    )
-    recipe.add_argument(
-        "--milestones",
-        type=increasing_epochs,
-        default=MILESTONES,
-        metavar="E1,E2",
-        help=f"milestones schedule: epochs where lr / 10 (default {','.join(map(str, MILESTONES))})",
-    )
-    recipe.add_argument(
-        "--patience",
-        type=positive_int,
-        default=PLATEAU_PATIENCE,
-        help=f"plateau schedule: epochs without a 0.1-point gain before lr / 10 (default {PLATEAU_PATIENCE})",
-    )
-    batch, crop, test_size = DEFAULTS["batch_size"], DEFAULTS["crop_size"], DEFAULTS["test_size"]
-    recipe.add_argument(
-        "--batch-size", type=positive_int, default=batch, help=f"over all processes (default {batch})"
-    )
-    recipe.add_argument(
-        "--crop-size", type=positive_int, default=crop, help=f"network input (default {crop})"
-    )
+    flag(recipe, "schedule")
+    flag(recipe, "epochs", type=positive_int, metavar="N")
+    flag(recipe, "milestones", type=increasing_epochs, metavar="E1,E2")
+    flag(recipe, "patience", type=positive_int, metavar="N")
+    flag(recipe, "batch_size", type=positive_int, metavar="N")
+    flag(recipe, "crop_size", type=positive_int, metavar="PX")
     scale = (DEFAULTS["scale_min"], DEFAULTS["scale_max"])
-    recipe.add_argument(
+    recipe.add_argument(  # one flag for two fields
         "--scale",
         type=positive_int,
         nargs=2,
         default=scale,
         metavar=("MIN", "MAX"),
-        help=f"training: shorter side in [MIN, MAX] (default {scale[0]} {scale[1]})",
+        help=f"training: shorter side resized to a length in [MIN, MAX] (default {scale[0]} {scale[1]})",
     )
-    recipe.add_argument(
-        "--test-size",
-        type=positive_int,
-        default=test_size,
-        help=f"testing: shorter side (default {test_size})",
-    )
-    recipe.add_argument(
-        "--mean-samples",
-        type=positive_int,
-        default=DEFAULTS["mean_samples"],
-        help=f"images averaged for the mean (default {DEFAULTS['mean_samples']})",
-    )
+    flag(recipe, "test_size", type=positive_int, metavar="PX")
+    flag(recipe, "mean_samples", type=positive_int, metavar="N")
     recipe.add_argument("--no-ten-crop", action="store_true", help="skip the final 10-crop test")
     run = parser.add_argument_group("running (none changes the result)")
-    run.add_argument("--device", choices=DEVICES, default=DEFAULTS["device"], help="auto = CUDA if any")
-    run.add_argument(
-        "--workers",
-        type=worker_count,
-        default=DEFAULTS["workers"],
-        help=f"data-loading processes per GPU process (default {DEFAULTS['workers']})",
-    )
-    run.add_argument("--amp", choices=SWITCH, default=DEFAULTS["amp"], help="bf16 autocast (auto: on CUDA)")
-    run.add_argument(
-        "--channels-last",
-        choices=SWITCH,
-        default=DEFAULTS["channels_last"],
-        help="NHWC layout (auto: on CUDA)",
-    )
-    run.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=DEFAULTS["checkpoint_minutes"],
-        help=f"minutes between checkpoints (default {DEFAULTS['checkpoint_minutes']:g})",
-    )
+    flag(run, "device")
+    flag(run, "workers", type=worker_count, metavar="N")
+    flag(run, "amp")
+    flag(run, "channels_last")
+    flag(run, "checkpoint_minutes", type=float, metavar="M")
     run.add_argument(
         "--stop-after-epochs",
         type=positive_int,
@@ -160,28 +100,11 @@ def add_imagenet_parser(commands) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ImageNetConfig:
-    return ImageNetConfig(
-        data=args.data,
-        arch=args.arch,
-        shortcut=args.shortcut,
-        schedule=args.schedule,
-        epochs=args.epochs,
-        milestones=tuple(args.milestones),
-        patience=args.patience,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        crop_size=args.crop_size,
-        scale_min=args.scale[0],
-        scale_max=args.scale[1],
-        test_size=args.test_size,
-        mean_samples=args.mean_samples,
-        ten_crop=not args.no_ten_crop,
-        device=args.device,
-        workers=args.workers,
-        amp=args.amp,
-        channels_last=args.channels_last,
-        checkpoint_minutes=args.checkpoint_minutes,
-    )
+    """The run a parsed `imagenet` command line asks for: each field from its flag, the two of --scale, and
+    ten_crop unless --no-ten-crop."""
+    values = {name: getattr(args, name) for name in DEFAULTS if hasattr(args, name)}
+    values.update(milestones=tuple(args.milestones), scale_min=args.scale[0], scale_max=args.scale[1])
+    return ImageNetConfig(**values, ten_crop=not args.no_ten_crop)
 
 
 def run_imagenet(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""The command line's argument types, and its parser classes: what `cli.py` and the subcommands it mounts
-(`imagenet/cli.py`, `analyze.py`) share.
+"""The command line's argument types, its parser classes, and the flag of a config field: what `cli.py`
+and the subcommands it mounts (`imagenet.py`, `analyze.py`) share.
 
 A type turns one argument's text into its value or raises argparse.ArgumentTypeError with what is wrong
 and what is allowed; the parser prints that as one line and exits with status 2.
@@ -11,6 +11,7 @@ so every command module can import this one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -107,3 +108,22 @@ def increasing_epochs(value: str) -> tuple[int, ...]:
 
 def worker_count(value: str) -> int:
     return 0 if value == "0" else positive_int(value)
+
+
+def field_flag(group, config_class, name: str, note: str = "", **parsing) -> None:
+    """--NAME for the config field NAME, with the help, choices and default its declaration gives
+    (`runs.config.setting`); `parsing` adds what only a command line has (the argument's type, metavar,
+    nargs, required), `note` what the flag does beyond the field."""
+    from resnet_repro.runs.config import field_help
+
+    spec = next(f for f in dataclasses.fields(config_class) if f.name == name)
+    required = parsing.get("required", False)
+    text = spec.metadata["help"] if required else field_help(config_class, name)
+    text += f"; {note}" if note else ""
+    group.add_argument(
+        f"--{name.replace('_', '-')}",
+        choices=parsing.pop("choices", spec.metadata.get("choices")),
+        default=None if required else spec.default,
+        help=text.replace("%", "%%"),  # argparse formats help with %
+        **parsing,
+    )

@@ -4,15 +4,24 @@ The field names are the command line's flags (`--val-split` -> `val_split`) and 
 parameters. The config splits in two: fields that decide the result (architecture, budget, seed, data,
 validation split, eval points) and fields that only decide how fast it is computed (device and the
 speed options), which can change between a run and its resumption.
+
+Each field is declared once, with `setting`: its type (the annotation), default, allowed values and help.
+`check_fields` checks a config against that declaration, and the command line builds each flag from it
+(`commands.types.field_flag`), so a new field is one line here.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import re
-from dataclasses import asdict, dataclass, fields
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from fractions import Fraction
 
-from resnet_repro.models import SHORTCUT_OPTIONS, parse_arch
+from resnet_repro.models import DEPTH_RULE, SHORTCUT_OPTIONS, parse_arch
 from resnet_repro.paper.recipe import PAPER_ITERATIONS, Schedule, needs_warmup, schedule_for
 
 BUDGETS = ("smoke", "quick", "full")
@@ -22,8 +31,9 @@ SMOKE_SUBSET = (1000, 500)  # class-balanced (train, test) images for smoke runs
 DEFAULT_EVAL_POINTS = 50  # points on each curve
 SMOKE_EVAL_POINTS = 2  # every test pass costs a second or two on a CPU
 DEVICES = ("auto", "cpu", "cuda")
-SWITCH = ("auto", "on", "off")  # a speed option: "auto" = on where it helps (see training_loop.resolve_speed)
+SWITCH = ("auto", "on", "off")  # a speed option: "auto" = on where it helps (see cifar.loop.resolve_speed)
 COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune")
+COMPILE_MIN_ITERATIONS = 2000  # below this, compiling (tens of seconds) costs more than it saves
 PLAIN_SHORTCUT = "-"  # plain nets have no shortcuts; this is how results spell it
 SPEED_FIELDS = (
     "channels_last",
@@ -34,7 +44,6 @@ SPEED_FIELDS = (
     "cudnn_benchmark",
     "cuda_graph",
 )
-SPEED_CHOICES = {name: COMPILE_MODES if name == "compile" else SWITCH for name in SPEED_FIELDS}
 # Fields that change how a run is computed but not what it computes.
 OPERATIONAL_FIELDS = ("device", "checkpoint_minutes", *SPEED_FIELDS)
 
@@ -93,6 +102,82 @@ def parse_budget_label(label: str) -> tuple[str, int | None] | None:
     return match["name"], int(match["iterations"]) if match["iterations"] else None
 
 
+def setting(
+    default, help: str, *, choices=None, at_least=None, above=None, at_most=None, auto=None, accepts=()
+):
+    """A config field, declared once: its default, what it means (the command line's --help says the same),
+    the values allowed (`choices`; bounds `at_least`, `above`, `at_most`), and for a speed option what
+    "auto" makes of it. Its type is its annotation; `accepts` adds types it converts (os.PathLike)."""
+    bounds = {"at_least": at_least, "above": above, "at_most": at_most}
+    return field(
+        default=default,
+        metadata={"help": help, "choices": choices, "auto": auto, "accepts": accepts, **bounds},
+    )
+
+
+def _python_types(annotation) -> tuple[type, ...]:
+    """The isinstance types an annotation allows: `int | None` -> (int, NoneType); a float takes an int."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return tuple(t for arg in typing.get_args(annotation) for t in _python_types(arg))
+    origin = typing.get_origin(annotation) or annotation
+    if origin is type(None) or annotation is None:
+        return (type(None),)
+    if origin is float:
+        return (float, int)
+    if origin is tuple:
+        return (tuple, list)
+    return (origin,)
+
+
+@functools.cache
+def _annotations(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def check_fields(config) -> None:
+    """Each field of a config dataclass as its declaration allows: its annotated type (a bool only where
+    bool is named: bool is an int), one of its `choices`, within its bounds. None skips the value checks."""
+    hints = _annotations(type(config))
+    for f in fields(config):
+        name, value = f.name, getattr(config, f.name)
+        expected = _python_types(hints[name]) + tuple(f.metadata.get("accepts", ()))
+        wrong_bool = isinstance(value, bool) and bool not in expected
+        if wrong_bool or not isinstance(value, expected):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in expected)
+            raise ValueError(f"{name} must be {names}, got {value!r}")
+        if value is None:
+            continue
+        if f.metadata.get("choices") is not None:
+            check_choice(name, value, f.metadata["choices"])
+        for bound, word, holds in BOUNDS:
+            limit = f.metadata.get(bound)
+            if limit is not None and not holds(value, limit):
+                raise ValueError(f"{name} must be {word} {limit}, got {value!r}")
+
+
+BOUNDS = (("at_least", ">=", operator.ge), ("above", ">", operator.gt), ("at_most", "<=", operator.le))
+
+
+def field_help(cls, name: str) -> str:
+    """A field's help as its declaration gives it, with its default (and, for a speed option, what auto
+    does): the command line's --help text for the flag of that field."""
+    spec = next(f for f in fields(cls) if f.name == name)
+    text, auto, default = spec.metadata["help"], spec.metadata.get("auto"), spec.default
+    if isinstance(default, tuple):
+        default = ",".join(map(str, default))  # as the command line takes it
+    if auto is None:
+        return text if default is None else f"{text} (default {default})"
+    return f"{text} (default {default}{': ' if default == 'auto' else '; auto: '}{auto})"
+
+
+_QUICK, _FULL = round(PAPER_ITERATIONS * DEFAULT_QUICK_FACTOR), PAPER_ITERATIONS
+BUDGET_HELP = (
+    f"how long to train: smoke = {SMOKE_ITERATIONS} iterations on {SMOKE_SUBSET[0]}/{SMOKE_SUBSET[1]} images "
+    "(seconds, checks the plumbing); quick = the paper's iteration counts x "
+    f"{Fraction(DEFAULT_QUICK_FACTOR)} ({_QUICK // 1000}k iterations); full = the paper's {_FULL // 1000}k"
+)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run of a CIFAR-10 network with the paper's recipe (section 4.2).
@@ -100,52 +185,72 @@ class RunConfig:
     Unknown fields and wrong types are refused with a ValueError that says what is allowed.
     """
 
-    arch: str = "resnet20"  # "plain" or "resnet" + depth 6n+2: plain20, resnet56, resnet110, ...
-    shortcut: str | None = None  # ResNets: "A" (the paper's CIFAR choice, default), "B" or "C"; plain: "-"
-    budget: str = "quick"  # "smoke" | "quick" | "full" (see resolve_budget)
-    iterations: int | None = None  # train this many iterations instead; lr drops at 50% and 75%
-    quick_factor: float = DEFAULT_QUICK_FACTOR  # length of the quick budget relative to the paper's 64k
-    data: str | None = None  # None = official CIFAR-10 download; or a folder tree / .tar.gz of one
-    seed: int = 0  # initial weights, data order and augmentation
-    device: str = "auto"  # "auto" (CUDA if available) | "cpu" | "cuda"
-    val_split: int = 0  # hold out this many training images as the test set (paper: 5000); 0 = real test set
-    eval_points: int | None = None  # points on the curves; None = 50 (smoke: 2)
+    arch: str = setting(
+        "resnet20", f'"plain" or "resnet" + depth: resnet56, plain20, ...; depth = {DEPTH_RULE}'
+    )
+    shortcut: str | None = setting(None, "ResNets only: A identity/zero-pad (default), B, C projections")
+    budget: str = setting("quick", BUDGET_HELP, choices=BUDGETS)
+    iterations: int | None = setting(
+        None, "train this many iterations instead (lr drops at 50% and 75%)", at_least=1
+    )
+    quick_factor: float = setting(
+        DEFAULT_QUICK_FACTOR, "length of quick relative to full", above=0, at_most=1
+    )
+    data: str | None = setting(
+        None,
+        "CIFAR-10 as a folder tree (train/<class>/*.png, test/<class>/...) or a .tar.gz of one "
+        "(default: download the official files)",
+        accepts=(os.PathLike,),
+    )
+    seed: int = setting(0, "initial weights, data order and augmentation")
+    device: str = setting("auto", "auto = CUDA if available", choices=DEVICES)
+    val_split: int = setting(
+        0, "hold out this many training images and test on them (paper: 5000)", at_least=0
+    )
+    eval_points: int | None = setting(
+        None,
+        f"points on the training/test curves (default {DEFAULT_EVAL_POINTS}, smoke {SMOKE_EVAL_POINTS})",
+        at_least=1,
+    )
     # Speed options: none changes the algorithm; "auto" picks what helps on the device (recorded in run.json).
-    channels_last: str = "auto"  # NHWC memory layout for the convolutions
-    amp: str = "auto"  # bf16 autocast (weights, BN statistics stay fp32); auto = on CUDA, off on CPUs
-    compile: str = "auto"  # torch.compile mode, or "off"; auto = "default" for runs of 2,000+ iterations
-    data_on_device: str = "auto"  # keep the whole dataset on the accelerator, augment there
-    fused_optimizer: str = "auto"  # fused SGD kernel; auto = on CUDA
-    cudnn_benchmark: str = "auto"  # let cuDNN pick its fastest convolution algorithms; auto = on CUDA
-    # Replay the whole training step as one CUDA graph (fast_step.py). "off" by default until a device
-    # session's preflight has shown it right; auto = on CUDA where it can work; on the CPU, "on" runs the
-    # graph's step function without a graph (the same numbers as "off", bit for bit).
-    cuda_graph: str = "off"
-    checkpoint_minutes: float = 10.0  # also checkpoint between eval points after this long
+    channels_last: str = setting("auto", "NHWC memory layout", choices=SWITCH, auto="on")
+    amp: str = setting(
+        "auto",
+        "bf16 autocast; weights and batch-norm statistics stay fp32",
+        choices=SWITCH,
+        auto="on CUDA; a CPU trains in fp32, in bf16 only when amp is on",
+    )
+    compile: str = setting(
+        "auto",
+        "torch.compile mode",
+        choices=COMPILE_MODES,
+        auto=f"'default' on the CPU and on CUDA GPUs of compute capability 7.0+ for runs of "
+        f"{COMPILE_MIN_ITERATIONS:,} iterations or more, else off",
+    )
+    data_on_device: str = setting(
+        "auto", "dataset and augmentation on the training device", choices=SWITCH, auto="on"
+    )
+    fused_optimizer: str = setting("auto", "fused SGD", choices=SWITCH, auto="on CUDA")
+    cudnn_benchmark: str = setting("auto", "cuDNN autotuning", choices=SWITCH, auto="on CUDA")
+    # "off" until a device session's preflight has shown the graph right; on the CPU, "on" runs the graph's
+    # step function without a graph (the same numbers as "off", bit for bit).
+    cuda_graph: str = setting(
+        "off",
+        "replay the whole training step as one CUDA graph",
+        choices=SWITCH,
+        auto="on CUDA where it works",
+    )
+    checkpoint_minutes: float = setting(10.0, "also checkpoint between eval points after this long", above=0)
 
     def __post_init__(self):
-        check_types(self, _TYPES)
+        check_fields(self)
         family, depth = parse_arch(self.arch)
         object.__setattr__(self, "shortcut", _resolve_shortcut(family, self.arch, self.shortcut))
         if self.data is not None:
             object.__setattr__(self, "data", os.fspath(self.data))
-        check_choice("budget", self.budget, BUDGETS)
-        check_choice("device", self.device, DEVICES)
-        for name, allowed in SPEED_CHOICES.items():
-            check_choice(name, getattr(self, name), allowed)
-        if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if not 0 < self.quick_factor <= 1:
-            raise ValueError(f"quick_factor must be in (0, 1], got {self.quick_factor}")
-        if self.val_split < 0:
-            raise ValueError(f"val_split must be >= 0 images (the paper held out 5000), got {self.val_split}")
-        if self.checkpoint_minutes <= 0:
-            raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes}")
         if self.eval_points is None:
             points = SMOKE_EVAL_POINTS if self.budget == "smoke" else DEFAULT_EVAL_POINTS
             object.__setattr__(self, "eval_points", points)
-        elif self.eval_points < 1:
-            raise ValueError(f"eval_points must be >= 1, got {self.eval_points}")
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
@@ -210,30 +315,3 @@ def from_fields(cls, values: dict):
 def check_choice(name: str, value, allowed) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-
-
-def check_types(config, types: dict[str, tuple[type, ...]]) -> None:
-    """Each field of a config dataclass holds one of the types `types` lists for it (a bool only where bool
-    is listed: bool is an int)."""
-    for f in fields(config):
-        name, value, expected = f.name, getattr(config, f.name), types[f.name]
-        wrong_bool = isinstance(value, bool) and bool not in expected
-        if wrong_bool or not isinstance(value, expected):
-            names = " or ".join("None" if t is type(None) else t.__name__ for t in expected)
-            raise ValueError(f"{name} must be {names}, got {value!r}")
-
-
-_TYPES = {
-    "arch": (str,),
-    "shortcut": (str, type(None)),
-    "budget": (str,),
-    "iterations": (int, type(None)),
-    "quick_factor": (float, int),
-    "data": (str, os.PathLike, type(None)),
-    "seed": (int,),
-    "device": (str,),
-    "val_split": (int,),
-    "eval_points": (int, type(None)),
-    "checkpoint_minutes": (float, int),
-    **{name: (str,) for name in SPEED_FIELDS},
-}
