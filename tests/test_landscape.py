@@ -12,7 +12,7 @@ from fakes import EMPTY_RUNS, bowl, fake_cifar, run_row, saddle, toy_landscapes,
 
 from resnet_repro.analyses import landscape
 from resnet_repro.analyses.landscape import FP32_CHECK, SLICE, SURFACE, LandscapeSettings
-from resnet_repro.book import claims, notes, plots, readings
+from resnet_repro.book import claims, figure_runs, notes, plots, readings
 from resnet_repro.cifar.trainer import train
 from resnet_repro.commands.cli import main
 from resnet_repro.runs.config import RunConfig
@@ -138,6 +138,20 @@ def test_analyze_writes_landscape_csv_reuses_its_points_and_adds_only_what_is_mi
         *(frame.drop(columns=["seconds", "cpu_seconds"]) for frame in (pd.read_csv(path), table)),
         check_exact=False,
     )
+    # the subset check: every other grid point from theta* outward, again on twice the images
+    doubled = LandscapeSettings(points=5, slice_points=3, images=40, check_subset=True)
+    assert doubled.coarse_axis() == [-1.0, 0.0, 1.0]
+    landscape.analyze_run(folder, doubled, data=fake_cifar(), device="cpu", amp="off")
+    table = pd.read_csv(path)
+    check = table[table.kind == landscape.SUBSET_CHECK]
+    assert len(check) == 9 and check.images.eq(80).all()
+    assert table[table.kind != landscape.SUBSET_CHECK].images.eq(40).all()
+    center = table[(table.alpha == 0) & (table.beta == 0)].set_index("kind").loss
+    images, labels = subset(folder, 80)
+    with torch.no_grad():
+        expected = F.cross_entropy(load_trained_model(folder)(images), labels).item()
+    assert center["subset check"] == pytest.approx(expected, rel=1e-5)
+    assert readings.subset_gap(table).points == 9
     # another seed is another landscape
     reseeded = LandscapeSettings(points=3, slice_points=3, images=40, seed=1)
     assert landscape.analyze_run(folder, reseeded, data=fake_cifar(), device="cpu", amp="off")[1] == 12
@@ -241,6 +255,25 @@ def test_bf16_is_compared_with_the_fp32_check_on_its_row():
     assert gap.same_curvature_sign == gap.interior == 7 and gap.agrees
     assert readings.precision_gap(toy_landscapes(runs, {"resnet56": bowl})) is None
     assert "within the 1% tolerance" in readings.precision_gap_text(gap)
+
+
+def test_doubling_the_subset_is_compared_at_the_shared_grid_points():
+    runs = toy_runs(run_row("resnet56", budget="quick"))
+    table = toy_landscapes(runs, {"resnet56": bowl})
+    shared = table[
+        (table.kind == "surface") & table.alpha.isin([-1.0, 0.0, 1.0]) & table.beta.isin([-1.0, 0.0, 1.0])
+    ]
+    doubled = shared.assign(kind="subset check", loss=1.02 * shared.loss, images=400)
+    gap = readings.subset_gap(pd.concat([table, doubled], ignore_index=True))
+    assert gap.points == 9 and (gap.images, gap.doubled) == (200, 400)
+    assert gap.max_relative_gap == pytest.approx(0.02) and gap.max_relative_gap_near == pytest.approx(0.02)
+    band = (2.1 / 0.1) ** (1 / 23)  # the bowl's loss runs from 0.1 to 2.1: 24 levels span 23 bands
+    assert gap.band == pytest.approx(band) and gap.agrees == (band**0.5 >= 1.02)
+    assert gap.downward_near == (0.0, 0.0)  # a bowl curves up everywhere, on either subset
+    assert readings.subset_gap(table) is None
+    selection = figure_runs.select_figure(runs, "landscape")
+    assert "--check-subset" in notes.subset_note(table, selection)
+    assert "400 training images instead of 200" in notes.subset_note(pd.concat([table, doubled]), selection)
 
 
 def test_the_figures_draw_each_net_and_mark_the_downward_points():

@@ -44,7 +44,7 @@ from resnet_repro.runs.folders import LANDSCAPE_COLUMNS, LANDSCAPE_FILE, WEIGHTS
 from resnet_repro.runs.lock import run_lock
 from resnet_repro.runs.weights import weights_sha256
 
-SURFACE, SLICE, FP32_CHECK = "surface", "slice", "fp32 check"
+SURFACE, SLICE, FP32_CHECK, SUBSET_CHECK = "surface", "slice", "fp32 check", "subset check"
 PARTIAL_FILE = ".landscape.partial.csv"  # the points done so far, while `analyze landscape` runs
 DECIMALS = 6  # coordinates as stored, so a point read back is the point asked for
 
@@ -61,12 +61,17 @@ class LandscapeSettings:
     images: int = 2000  # training images, as many of each class
     seed: int = 0  # of the two directions
     check_fp32: bool = False  # evaluate the grid row beta = 0 in fp32 too, to compare with bf16
+    check_subset: bool = False  # every other grid point again on twice the images: does the surface move?
 
     def __post_init__(self):
         for name in ("points", "slice_points"):
             value = getattr(self, name)
             if value < 3 or value % 2 == 0:
                 raise ValueError(f"{name} must be odd and at least 3 (theta* on the grid), got {value}")
+        if self.check_subset and self.points < 5:
+            raise ValueError(
+                f"check_subset needs points >= 5 (a coarse grid of 3 or more), got {self.points}"
+            )  # noqa: E501
         if not self.span > 0:
             raise ValueError(f"span must be positive, got {self.span}")
         if self.images < 1:
@@ -81,7 +86,17 @@ class LandscapeSettings:
         grid = [(SURFACE, alpha, beta) for beta in self.axis() for alpha in self.axis()]
         along = [(SLICE, alpha, 0.0) for alpha in self.axis(self.slice_points)]
         check = [(FP32_CHECK, alpha, 0.0) for alpha in self.axis()] if self.check_fp32 else []
-        return grid + along + check
+        coarse = self.coarse_axis()
+        doubled = [(SUBSET_CHECK, alpha, beta) for beta in coarse for alpha in coarse]
+        return grid + along + check + (doubled if self.check_subset else [])
+
+    def coarse_axis(self) -> list[float]:
+        """Every other point of the grid's axis, counted from theta* outward (so theta* stays on it)."""
+        return self.axis()[(self.points // 2) % 2 :: 2]
+
+    def images_for(self, kind: str) -> int:
+        """The subset a point is evaluated on: the subset check's is twice the others'."""
+        return 2 * self.images if kind == SUBSET_CHECK else self.images
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -157,7 +172,11 @@ def training_subset(folder: Path, count: int, data: str | CifarData | None = Non
     their labels (data: as trainer.finished_run_data takes it)."""
     from resnet_repro.cifar.trainer import finished_run_data
 
-    loaded = finished_run_data(folder, data, progress)
+    return subset_of(finished_run_data(folder, data, progress), count)
+
+
+def subset_of(loaded: CifarData, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """balanced_subset of a run's loaded data, normalised as in training, with its labels."""
     chosen = balanced_subset(loaded.train_labels, count, len(loaded.classes))
     images = normalize(loaded.train_images[chosen], mean_image(loaded.train_images))
     return images.contiguous(memory_format=torch.channels_last), loaded.train_labels[chosen]
@@ -189,10 +208,12 @@ def evaluate_points(
     done: Callable[[list[dict]], None] | None = None,
     chunk: int = 25,
     progress: bool = False,
+    doubled: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[dict]:
     """Loss, error and seconds (wall and CPU) at each point, in eval mode (FP32_CHECK points in fp32, the
-    others in bf16 if `amp`). compiled: through torch.compile (the same arithmetic, fused). done: called
-    with the rows so far after every `chunk` points (a grid row), to save them."""
+    others in bf16 if `amp`), on `images` (SUBSET_CHECK points on `doubled`, the subset twice as large).
+    compiled: through torch.compile (the same arithmetic, fused). done: called with the rows so far after
+    every `chunk` points (a grid row), to save them."""
     model.eval()
     forward = torch.compile(model) if compiled else model
     delta, eta = random_directions(model, seed)
@@ -202,8 +223,9 @@ def evaluate_points(
             started, cpu_started = time.perf_counter(), time.process_time()
             move(alpha, beta)
             in_bf16 = amp and kind != FP32_CHECK
-            loss, error = loss_and_error(forward, images, labels, device, in_bf16)
-            rows.append({"kind": kind, "alpha": alpha, "beta": beta, "loss": loss, "error": error,
+            x, y = doubled if kind == SUBSET_CHECK else (images, labels)
+            loss, error = loss_and_error(forward, x, y, device, in_bf16)
+            rows.append({"kind": kind, "alpha": alpha, "beta": beta, "loss": loss, "error": error, "images": len(y),  # noqa: E501
                          "seconds": round(time.perf_counter() - started, 3),
                          "cpu_seconds": round(time.process_time() - cpu_started, 3),
                          "amp": "bf16" if in_bf16 else "fp32"})  # fmt: skip
@@ -231,7 +253,7 @@ def reusable_rows(folder: Path, settings: LandscapeSettings, weights: str, amp: 
         point = (row["kind"], round(row["alpha"], DECIMALS) + 0.0, round(row["beta"], DECIMALS) + 0.0)
         precision = "bf16" if amp and point[0] != FP32_CHECK else "fp32"
         source = (row["weights_sha256"], row["direction_seed"], row["images"], row["amp"])
-        if source == (weights, settings.seed, settings.images, precision):
+        if source == (weights, settings.seed, settings.images_for(point[0]), precision):
             reusable[point] = {**row, "kind": point[0], "alpha": point[1], "beta": point[2]}
     return reusable
 
@@ -246,8 +268,9 @@ def analyze_run(
     force: bool = False,
     progress: bool = False,
 ) -> tuple[Path, int]:
-    """Write <folder>/landscape.csv with the points `settings` asks for (and an fp32 check stored for
-    these weights); returns its path and how many points were evaluated now (0: the file had them all).
+    """Write <folder>/landscape.csv with the points `settings` asks for (and the fp32 and subset checks
+    stored for these weights); returns its path and how many points were evaluated now (0: the file had
+    them all).
 
     device: "auto" (CUDA if available), "cpu" or "cuda". amp: "auto" (bf16 on CUDA and on CPUs that
     multiply bf16 in hardware), "on" or "off". compiled: evaluate through torch.compile.
@@ -267,12 +290,12 @@ def analyze_run(
         weights = weights_sha256(folder)
         stored = {} if force else reusable_rows(folder, settings, weights, use_amp)
         wanted = settings.wanted()
-        wanted += [point for point in stored if point[0] == FP32_CHECK and point not in wanted]
+        checks = (FP32_CHECK, SUBSET_CHECK)  # kept once made, whatever this call asks
+        wanted += [point for point in stored if point[0] in checks and point not in wanted]
         missing = [point for point in wanted if point not in stored]
         if not missing and set(stored) == set(wanted) and not partial.exists():
             return path, 0
         constant = {
-            "images": settings.images,
             "direction_seed": settings.seed,
             "device": device_name(torch_device),
             "compiled": compiled,
@@ -286,12 +309,18 @@ def analyze_run(
 
         new_rows: list[dict] = []
         if missing:
+            from resnet_repro.cifar.trainer import finished_run_data
+
             model = load_trained_model(folder, torch_device).to(memory_format=torch.channels_last)
-            images, labels = training_subset(folder, settings.images, data, progress)
+            loaded = finished_run_data(folder, data, progress)
+            images, labels = subset_of(loaded, settings.images)
+            doubled = None
+            if any(point[0] == SUBSET_CHECK for point in missing):
+                doubled = subset_of(loaded, settings.images_for(SUBSET_CHECK))
             new_rows = evaluate_points(
                 model, missing, images, labels, settings.seed, torch_device, use_amp, compiled,
                 done=lambda rows: write_csv(partial, LANDSCAPE_COLUMNS, table(rows)),
-                chunk=settings.points, progress=progress,
+                chunk=settings.points, progress=progress, doubled=doubled,
             )  # fmt: skip
         write_csv(path, LANDSCAPE_COLUMNS, table(new_rows))
         partial.unlink(missing_ok=True)

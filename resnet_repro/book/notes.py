@@ -48,6 +48,8 @@ from resnet_repro.book.readings import (
     precision_gap,
     precision_gap_text,
     ratio_text,
+    subset_gap,
+    subset_gap_text,
 )
 from resnet_repro.paper.recipe import PAPER_ITERATIONS
 from resnet_repro.runs.folders import JPEG_DATASET, OFFICIAL_DATASET, parse_dataset_label
@@ -462,6 +464,23 @@ def precision_note(table: pd.DataFrame, selection: Selection) -> str:
         return (
             "No surface shown has been checked against fp32 yet: `analyze landscape RUN_FOLDER --check-fp32` "
             "evaluates its row β = 0 again in fp32 and adds it to landscape.csv."
+        )
+    return " ".join(checked)
+
+
+def subset_note(table: pd.DataFrame, selection: Selection) -> str:
+    """Whether the subset of training images was checked by doubling it (`--check-subset`), and how far
+    the surface moved."""
+    checked = []
+    for run in selection.runs.itertuples():
+        gap = subset_gap(table[table.run == run.run])
+        if gap is not None:
+            checked.append(f"{label(run.arch, run.shortcut)}: {subset_gap_text(gap)}.")
+    if not checked:
+        return (
+            "No surface shown has been checked on a doubled subset yet: `analyze landscape RUN_FOLDER "
+            "--check-subset` evaluates every other grid point again on twice the images and adds them to "
+            "landscape.csv."
         )
     return " ".join(checked)
 

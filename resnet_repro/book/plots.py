@@ -428,7 +428,7 @@ def precision_figure(rows: pd.DataFrame) -> Figure:
 # The loss landscape (Li et al.'s method, landscape.csv): contours, slices, a surface
 # ---------------------------------------------------------------------------------------------------------
 
-LANDSCAPE_LEVELS = 24  # contour levels, spaced evenly in log(loss) over every surface drawn together
+LANDSCAPE_LEVELS = readings.LANDSCAPE_LEVELS  # contour levels, evenly in log(loss) over the surfaces drawn
 
 
 def _loss_levels(found: dict[str, readings.Landscape]) -> np.ndarray:

@@ -110,7 +110,7 @@ def lesion_effects(lesions: pd.DataFrame, selection: Selection) -> dict[str, Les
 # The loss landscape (landscape.csv, Li et al.'s method): curvature on the grid, bf16 against fp32
 # ---------------------------------------------------------------------------------------------------------
 
-SURFACE, SLICE, FP32_CHECK = "surface", "slice", "fp32 check"  # landscape.csv's kinds (landscape.py)
+SURFACE, SLICE, FP32_CHECK, SUBSET_CHECK = "surface", "slice", "fp32 check", "subset check"  # landscape.py's
 # Near theta*: the grid points with |alpha| and |beta| at most this share of the grid's span.
 NEAR_THETA = 0.5
 # A point curves downward (is not locally convex) when the smaller eigenvalue of the surface's Hessian there
@@ -118,6 +118,7 @@ NEAR_THETA = 0.5
 # way; the margin keeps the rounding noise of a nearly flat direction from counting as a negative curvature.
 NEGATIVE_CURVATURE = 0.1
 BF16_LOSS_TOLERANCE = 0.01  # bf16 evaluation is fine where every checked point's loss is within 1% of fp32's
+LANDSCAPE_LEVELS = 24  # contour levels of the surfaces, spaced evenly in log(loss) from lowest to highest
 
 
 def grid_of(rows: pd.DataFrame, column: str = "loss") -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +143,20 @@ def curves_downward(surface: np.ndarray, step: float, ratio: float = NEGATIVE_CU
     `ratio` of its strongest curvature (non-convex)."""
     smaller, larger = hessian_eigenvalues(surface, step)
     return smaller < -ratio * np.maximum(np.abs(smaller), np.abs(larger))
+
+
+def near_theta(axis: np.ndarray) -> np.ndarray:
+    """The interior points of a square grid near theta* (|alpha|, |beta| <= NEAR_THETA of the span)."""
+    inner = np.abs(axis) <= NEAR_THETA * np.abs(axis).max() + 1e-9
+    mask = np.outer(inner, inner)
+    mask[[0, -1], :] = mask[:, [0, -1]] = False
+    return mask
+
+
+def downward_share_near(axis: np.ndarray, loss: np.ndarray) -> float:
+    """The share of a grid's points near theta* where the surface curves downward."""
+    down = np.pad(curves_downward(loss, float(axis[1] - axis[0])), 1, constant_values=False)
+    return float(down[near_theta(axis)].mean())
 
 
 @dataclass(frozen=True)
@@ -179,11 +194,7 @@ class Landscape:
         return np.pad(curves_downward(self.loss, self.step), 1, constant_values=False)
 
     def near(self) -> np.ndarray:
-        """The interior grid points near theta* (|alpha|, |beta| <= NEAR_THETA of the span)."""
-        inner = np.abs(self.axis) <= NEAR_THETA * np.abs(self.axis).max() + 1e-9
-        mask = np.outer(inner, inner)
-        mask[[0, -1], :] = mask[:, [0, -1]] = False
-        return mask
+        return near_theta(self.axis)
 
     def non_convex_share(self, near: bool = True) -> float:
         """The share of interior grid points (near theta*, or all) where the surface curves downward."""
@@ -208,7 +219,7 @@ def landscapes(table: pd.DataFrame, selection: Selection) -> dict[str, Landscape
         name = label(arch, shortcut)
         found[name] = Landscape(
             arch, shortcut, name, run, axis, loss, grid_of(surface, "error")[1], along.reset_index(drop=True),
-            int(mine.images.iloc[0]), len(mine), float(mine.seconds.sum()), float(mine.cpu_seconds.sum()),
+            int(surface.images.iloc[0]), len(mine), float(mine.seconds.sum()), float(mine.cpu_seconds.sum()),
             str(mine.device.iloc[0]),
             str(surface.amp.iloc[0]), int(mine.threads.iloc[0]),
         )  # fmt: skip
@@ -255,4 +266,55 @@ def precision_gap_text(gap: PrecisionGap) -> str:
         f"apart ({gap.max_relative_gap:.2%} of fp32's; {verdict} the {BF16_LOSS_TOLERANCE:.0%} tolerance), "
         f"error at most {gap.max_error_gap:.2f} points; the second difference along the row has the same "
         f"sign at {gap.same_curvature_sign} of {gap.interior} points"
+    )
+
+
+@dataclass(frozen=True)
+class SubsetGap:
+    """The surface on twice the training images (landscape.csv's "subset check", every other grid point)
+    against the grid's own subset at the same points."""
+
+    points: int
+    images: int  # the grid's subset
+    doubled: int  # the check's
+    max_relative_gap: float  # |doubled - grid| / grid, largest over the shared points
+    max_relative_gap_near: float  # the same near theta*
+    band: float  # the loss ratio one colour band of the run's contour plot spans
+    downward_near: tuple[float, float]  # share curving downward near theta* on these points: grid, doubled
+
+    @property
+    def agrees(self) -> bool:
+        """Not visible: no point's loss moves by more than half a colour band (a factor of sqrt(band))."""
+        return 1 + self.max_relative_gap <= math.sqrt(self.band)
+
+
+def subset_gap(table: pd.DataFrame) -> SubsetGap | None:
+    """How far the surface moves when its subset of training images doubles; None without a check."""
+    check = table[table.kind == SUBSET_CHECK]
+    surface = table[table.kind == SURFACE]
+    both = surface.merge(check, on=["alpha", "beta"], suffixes=("", "_doubled"))
+    if both.empty:
+        return None
+    gap = (both.loss_doubled - both.loss).abs() / both.loss
+    axis, loss = grid_of(both, "loss")
+    doubled = grid_of(both, "loss_doubled")[1]
+    near = near_theta(axis)
+    band = (surface.loss.max() / surface.loss.min()) ** (1 / (LANDSCAPE_LEVELS - 1))
+    shares = downward_share_near(axis, loss), downward_share_near(axis, doubled)
+    gap_grid = grid_of(both.assign(gap=gap), "gap")[1]
+    return SubsetGap(
+        len(both), int(both.images.iloc[0]), int(both.images_doubled.iloc[0]), float(gap.max()),
+        float(gap_grid[near].max()), float(band), shares,
+    )  # fmt: skip
+
+
+def subset_gap_text(gap: SubsetGap) -> str:
+    verdict = "less" if gap.agrees else "more"
+    return (
+        f"on {gap.doubled:,} training images instead of {gap.images:,}, the loss at the {gap.points} shared "
+        f"grid points moves by at most {gap.max_relative_gap:.1%} ({gap.max_relative_gap_near:.1%} near the "
+        f"trained weights), {verdict} than half a colour band of its contour plot (a band spans a factor "
+        f"of {gap.band:.2f}); on these points the surface curves downward at {gap.downward_near[0]:.0%} of "
+        f"those near the trained weights with {gap.images:,} images and {gap.downward_near[1]:.0%} with "
+        f"{gap.doubled:,}"
     )

@@ -112,6 +112,11 @@ def add_analyze_parser(commands) -> None:
         action="store_true",
         help="also evaluate the grid row b = 0 in fp32, and print how far bf16 is from it",
     )
+    landscape.add_argument(
+        "--check-subset",
+        action="store_true",
+        help="also evaluate every other grid point on twice the images, and print how far the surface moves",
+    )
     landscape.add_argument("--compile", action="store_true", help="evaluate through torch.compile")
 
 
@@ -144,7 +149,7 @@ def _run_landscape(args: argparse.Namespace) -> int:
 
     settings = LandscapeSettings(
         points=args.points, span=args.span, slice_points=args.slice_points, images=args.images,
-        seed=args.seed, check_fp32=args.check_fp32,
+        seed=args.seed, check_fp32=args.check_fp32, check_subset=args.check_subset,
     )  # fmt: skip
     for folder in args.runs:
         started = time.perf_counter()
@@ -160,7 +165,10 @@ def _run_landscape(args: argparse.Namespace) -> int:
             else "cached, not recomputed"
         )
         print(f"{landscape.summary_line(path.parent)} [{took}]", flush=True)
-        gap = readings.precision_gap(pd.read_csv(Path(folder) / LANDSCAPE_FILE))
+        table = pd.read_csv(Path(folder) / LANDSCAPE_FILE)
+        gap, subset = readings.precision_gap(table), readings.subset_gap(table)
         if gap is not None:
             print(f"  {readings.precision_gap_text(gap)}", flush=True)
+        if subset is not None:
+            print(f"  {readings.subset_gap_text(subset)}", flush=True)
     return 0
