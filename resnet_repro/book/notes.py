@@ -453,36 +453,35 @@ def landscape_table(found: dict[str, Landscape]) -> str:
     return "\n".join(lines)
 
 
-def precision_note(table: pd.DataFrame, selection: Selection) -> str:
-    """Whether bf16 evaluation was checked against fp32 (`--check-fp32`), and how far apart they were."""
+def _check_notes(table: pd.DataFrame, selection: Selection, reading, text, missing: str) -> str:
+    """One sentence per net shown whose landscape.csv holds a check (`reading` of its rows, told by
+    `text`); `missing` where none does."""
     checked = []
     for run in selection.runs.itertuples():
-        gap = precision_gap(table[table.run == run.run])
-        if gap is not None:
-            checked.append(f"{label(run.arch, run.shortcut)}: {precision_gap_text(gap)}.")
-    if not checked:
-        return (
-            "No surface shown has been checked against fp32 yet: `analyze landscape RUN_FOLDER --check-fp32` "
-            "evaluates its row β = 0 again in fp32 and adds it to landscape.csv."
-        )
-    return " ".join(checked)
+        found = reading(table[table.run == run.run])
+        if found is not None:
+            checked.append(f"{label(run.arch, run.shortcut)}: {text(found)}.")
+    return " ".join(checked) if checked else missing
+
+
+def precision_note(table: pd.DataFrame, selection: Selection) -> str:
+    """Whether bf16 evaluation was checked against fp32 (`--check-fp32`), and how far apart they were."""
+    missing = (
+        "No surface shown has been checked against fp32 yet: `analyze landscape RUN_FOLDER --check-fp32` "
+        "evaluates its row β = 0 again in fp32 and adds it to landscape.csv."
+    )
+    return _check_notes(table, selection, precision_gap, precision_gap_text, missing)
 
 
 def subset_note(table: pd.DataFrame, selection: Selection) -> str:
     """Whether the subset of training images was checked by doubling it (`--check-subset`), and how far
     the surface moved."""
-    checked = []
-    for run in selection.runs.itertuples():
-        gap = subset_gap(table[table.run == run.run])
-        if gap is not None:
-            checked.append(f"{label(run.arch, run.shortcut)}: {subset_gap_text(gap)}.")
-    if not checked:
-        return (
-            "No surface shown has been checked on a doubled subset yet: `analyze landscape RUN_FOLDER "
-            "--check-subset` evaluates every other grid point again on twice the images and adds them to "
-            "landscape.csv."
-        )
-    return " ".join(checked)
+    missing = (
+        "No surface shown has been checked on a doubled subset yet: `analyze landscape RUN_FOLDER "
+        "--check-subset` evaluates every other grid point again on twice the images and adds them to "
+        "landscape.csv."
+    )
+    return _check_notes(table, selection, subset_gap, subset_gap_text, missing)
 
 
 def landscape_closing_note(runs: pd.DataFrame, landscape: pd.DataFrame) -> str:
