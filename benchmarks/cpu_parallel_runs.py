@@ -23,8 +23,8 @@ import time
 
 import torch
 
-from resnet_repro.runs.folders import git_commit, write_json
-from resnet_repro.runs.runtime import device_name
+from resnet_repro.runs.files import write_json
+from resnet_repro.runs.runtime import device_name, git_commit
 
 _WARMUP_STEPS = 3
 

@@ -25,7 +25,8 @@ import torch
 from resnet_repro.cifar.data import load_cifar10
 from resnet_repro.cifar.trainer import train
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.runs.folders import HISTORY_FILE, atomic_write_text, read_table, run_folder
+from resnet_repro.runs.files import atomic_write_text, read_table
+from resnet_repro.runs.folders import HISTORY_FILE, run_folder
 from resnet_repro.runs.lock import RunLockedError
 from resnet_repro.runs.runtime import device_name
 

@@ -43,8 +43,8 @@ from resnet_repro.cifar.loop import TrainingLoop, resolve_speed
 from resnet_repro.cifar.trainer import loop_class
 from resnet_repro.paper.recipe import BASE_LR, BATCH_SIZE, MOMENTUM, PAPER_ITERATIONS, WEIGHT_DECAY
 from resnet_repro.runs.config import COMPILE_MODES, SWITCH, RunConfig
-from resnet_repro.runs.folders import git_commit, write_json
-from resnet_repro.runs.runtime import cudnn_benchmark, device_name, resolve_device
+from resnet_repro.runs.files import write_json
+from resnet_repro.runs.runtime import cudnn_benchmark, device_name, git_commit, resolve_device
 from resnet_repro.runs.weights import build_model
 
 

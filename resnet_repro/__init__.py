@@ -17,7 +17,7 @@ _LAZY = {
     **dict.fromkeys(["reproduce", "EXPERIMENTS"], "sweeps.experiments"),
     **dict.fromkeys(
         ["load_runs", "load_histories", "load_layer_std", "load_grad_norms", "load_landscapes"],
-        "runs.folders",
+        "runs.loaders",
     ),
 }
 __all__ = sorted(_LAZY)

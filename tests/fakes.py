@@ -2,7 +2,7 @@
 
 Every test module that needs these imports them from here, never from another test module. Their
 numbers and pixels are made up (or random) for the tests and never leave them; the frames have exactly
-the columns of resnet_repro.runs.folders' readers.
+the columns of resnet_repro.runs.loaders' readers.
 """
 
 from __future__ import annotations

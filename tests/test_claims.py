@@ -1,7 +1,7 @@
 """The book's computed statements (resnet_repro.book.claims) on small hand-made result frames.
 
 The frames (built with the helpers in fakes.py) have exactly the columns of the readers in
-resnet_repro.runs.folders;
+resnet_repro.runs.loaders;
 their numbers are made up for the test and never leave it.
 """
 
@@ -17,7 +17,8 @@ from fakes import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
 from resnet_repro.book import claims, cost_tables, figure_runs, notes, provenance, tables
 from resnet_repro.paper.reference import paper_value
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.runs.folders import LAYER_STD_COLUMNS, RUN_KEYS, load_histories, load_layer_std, load_runs
+from resnet_repro.runs.folders import LAYER_STD_COLUMNS, RUN_KEYS
+from resnet_repro.runs.loaders import load_histories, load_layer_std, load_runs
 
 EMPTY_LAYER_STD = pd.DataFrame(columns=RUN_KEYS + LAYER_STD_COLUMNS)
 

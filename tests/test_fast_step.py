@@ -21,7 +21,8 @@ from resnet_repro.gpu import fast_step
 from resnet_repro.gpu.fast_step import GraphedTrainingLoop, StepInputs, host_syncs, state_tensors
 from resnet_repro.models import build_cifar
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.runs.folders import GRAD_NORM_FILE, HISTORY_FILE, LAYER_STD_FILE, read_run_record
+from resnet_repro.runs.files import read_run_record
+from resnet_repro.runs.folders import GRAD_NORM_FILE, HISTORY_FILE, LAYER_STD_FILE
 from resnet_repro.runs.weights import build_model
 
 CPU = torch.device("cpu")

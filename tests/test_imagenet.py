@@ -38,7 +38,7 @@ from resnet_repro.imagenet.data import (
     train_transform,
 )
 from resnet_repro.imagenet.train import MODEL_FILE, Run, run_folder, train_imagenet, weights_digest
-from resnet_repro.runs.folders import load_histories, load_runs
+from resnet_repro.runs.loaders import load_histories, load_runs
 
 CLASSES = ("n01440764", "n01443537", "n01484850")
 SMALL = Geometry(crop=32, scale_min=36, scale_max=48, test_size=36)

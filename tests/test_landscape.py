@@ -16,7 +16,8 @@ from resnet_repro.book import claims, figure_runs, notes, plots, readings
 from resnet_repro.cifar.trainer import train
 from resnet_repro.commands.cli import main
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.runs.folders import LANDSCAPE_COLUMNS, LANDSCAPE_FILE, load_landscapes, load_runs
+from resnet_repro.runs.folders import LANDSCAPE_COLUMNS, LANDSCAPE_FILE
+from resnet_repro.runs.loaders import load_landscapes, load_runs
 from resnet_repro.runs.weights import load_trained_model
 
 CPU = torch.device("cpu")

@@ -16,7 +16,8 @@ from resnet_repro.cifar.trainer import train
 from resnet_repro.commands.cli import main
 from resnet_repro.models import build_cifar
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.runs.folders import RUN_KEYS, WEIGHTS_FILE, load_runs
+from resnet_repro.runs.folders import RUN_KEYS, WEIGHTS_FILE
+from resnet_repro.runs.loaders import load_runs
 from resnet_repro.runs.weights import load_trained_model
 
 CPU = torch.device("cpu")

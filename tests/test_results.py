@@ -11,20 +11,16 @@ from fakes import fake_cifar
 from resnet_repro.cifar.trainer import train
 from resnet_repro.commands.cli import main
 from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.files import DiskFullError, atomic_write, atomic_write_text
 from resnet_repro.runs.folders import (
     DEFAULT_RESULTS_DIR,
     HISTORY_FILE,
     RUN_FILE,
-    DiskFullError,
-    atomic_write,
-    atomic_write_text,
     dataset_name,
     is_finished,
-    load_histories,
-    load_layer_std,
-    load_runs,
     run_folder,
 )
+from resnet_repro.runs.loaders import load_histories, load_layer_std, load_runs
 from resnet_repro.runs.lock import run_lock
 from resnet_repro.sweeps import experiments
 from resnet_repro.sweeps.experiments import EXPERIMENTS, experiment_configs, experiment_folders, reproduce

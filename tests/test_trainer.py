@@ -31,13 +31,13 @@ from resnet_repro.commands.cli import main
 from resnet_repro.models import build_cifar, response_layers
 from resnet_repro.paper.counting import count_params
 from resnet_repro.runs.config import SPEED_FIELDS, RunConfig
+from resnet_repro.runs.files import read_run_record
 from resnet_repro.runs.folders import (
     CHECKPOINT_FILE,
     DEFAULT_RESULTS_DIR,
     HISTORY_FILE,
     LAYER_STD_FILE,
     RUN_FILE,
-    read_run_record,
 )
 from resnet_repro.runs.lock import LOCK_FILE, RunLockedError, run_lock
 from resnet_repro.runs.runtime import GracefulInterrupt, resolve_device
@@ -80,7 +80,7 @@ def test_layer_std_has_every_response_layer_in_order(reference):
 
 def checkout_commit() -> str:
     """The commit a run here must record: $RESNET_REPRO_COMMIT where set, else this checkout's HEAD."""
-    from resnet_repro.runs.folders import COMMIT_ENV
+    from resnet_repro.runs.runtime import COMMIT_ENV
 
     if os.environ.get(COMMIT_ENV):
         return os.environ[COMMIT_ENV]

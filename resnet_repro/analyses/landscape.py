@@ -40,7 +40,8 @@ from tqdm.auto import tqdm
 from resnet_repro.cifar.augment import mean_image, normalize
 from resnet_repro.cifar.data import CifarData
 from resnet_repro.cifar.evaluation import EVAL_BATCH, autocast
-from resnet_repro.runs.folders import LANDSCAPE_COLUMNS, LANDSCAPE_FILE, WEIGHTS_FILE, is_finished, write_csv
+from resnet_repro.runs.files import write_csv
+from resnet_repro.runs.folders import LANDSCAPE_COLUMNS, LANDSCAPE_FILE, WEIGHTS_FILE, is_finished
 from resnet_repro.runs.lock import run_lock
 from resnet_repro.runs.weights import weights_sha256
 

@@ -35,7 +35,8 @@ from resnet_repro.cifar.augment import mean_image, normalize
 from resnet_repro.cifar.data import CifarData
 from resnet_repro.cifar.evaluation import EVAL_BATCH, autocast
 from resnet_repro.models import BasicBlock, Bottleneck
-from resnet_repro.runs.folders import RUN_KEYS, WEIGHTS_FILE, is_finished, write_csv
+from resnet_repro.runs.files import write_csv
+from resnet_repro.runs.folders import RUN_KEYS, WEIGHTS_FILE, is_finished
 from resnet_repro.runs.lock import run_lock
 from resnet_repro.runs.weights import weights_sha256
 
@@ -348,7 +349,7 @@ def summary_line(folder: Path) -> str:
 def load_lesions(results_dir=None) -> pd.DataFrame:
     """Every lesion.csv under results_dir, with the run keys (results.RUN_KEYS) in front; runs without one
     are left out. Class columns: error_<class> (%)."""
-    from resnet_repro.runs.folders import load_runs
+    from resnet_repro.runs.loaders import load_runs
 
     runs = load_runs(results_dir)
     frames = []

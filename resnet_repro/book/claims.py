@@ -1,5 +1,5 @@
 """Whether each of the paper's claims holds in our runs: one ``Check`` per claim, with the paper's number,
-ours and the verdict, computed from the tidy frames of ``resnet_repro.runs.folders`` or from counts.
+ours and the verdict, computed from the tidy frames of ``resnet_repro.runs.loaders`` or from counts.
 
 Paper numbers come from ``resnet_repro.paper.reference`` and nowhere else; which runs a check reads comes from
 ``resnet_repro.selection``; the prose around the verdicts is ``resnet_repro.book.notes``'.
@@ -40,15 +40,8 @@ from resnet_repro.book.readings import (
     ratio_text,
 )
 from resnet_repro.paper.reference import paper_value
-from resnet_repro.runs.folders import (
-    GRAD_NORM_COLUMNS,
-    LANDSCAPE_COLUMNS,
-    RUN_KEYS,
-    load_grad_norms,
-    load_landscapes,
-    load_layer_std,
-    load_runs,
-)
+from resnet_repro.runs.folders import GRAD_NORM_COLUMNS, LANDSCAPE_COLUMNS, RUN_KEYS
+from resnet_repro.runs.loaders import load_grad_norms, load_landscapes, load_layer_std, load_runs
 
 HOLDS, FAILS, PARTLY = "holds", "fails", "partly"
 

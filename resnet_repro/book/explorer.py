@@ -235,7 +235,8 @@ def train_briefly(
     """Train ``arch`` for ``iterations`` on the smoke subset; return its history (load_histories rows)."""
     from resnet_repro.cifar.trainer import train
     from resnet_repro.runs.config import RunConfig
-    from resnet_repro.runs.folders import load_histories, parse_dataset_label
+    from resnet_repro.runs.folders import parse_dataset_label
+    from resnet_repro.runs.loaders import load_histories
 
     results_dir = results_dir or tempfile.mkdtemp(prefix="resnet_repro_explorer_")
     config = RunConfig(

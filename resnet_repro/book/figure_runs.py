@@ -1,7 +1,7 @@
 """Which runs a figure, table or claim shows: the nets of each of the paper's figures, and the choice among
 the stored runs (one dataset; one budget where nets are compared), with their final errors per net.
 
-Every function takes the tidy DataFrames of ``resnet_repro.runs.folders`` (``load_runs``, ``load_histories``,
+Every function takes the tidy DataFrames of ``resnet_repro.runs.loaders`` (``load_runs``, ``load_histories``,
 ...), so the book's layers above (claims, notes, tables, plots) only choose by figure name.
 """
 

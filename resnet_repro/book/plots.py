@@ -1,4 +1,4 @@
-"""The book's figures, drawn like the paper's, from the tidy frames of ``resnet_repro.runs.folders``.
+"""The book's figures, drawn like the paper's, from the tidy frames of ``resnet_repro.runs.loaders``.
 
 Each ``figure*`` function takes the rows it draws and returns a matplotlib Figure, so tests can count
 lines and read labels. The ``show_*`` helpers are what the notebooks call: they pick the runs

@@ -11,7 +11,7 @@ import pandas as pd
 
 from resnet_repro.book.figure_runs import label
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.runs.folders import read_run_record
+from resnet_repro.runs.files import read_run_record
 
 
 def train_command(config: dict) -> str:

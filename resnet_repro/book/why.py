@@ -362,7 +362,8 @@ def explorer_note(explorer: LesionExplorer | None, selection: figure_runs.Select
 
 def analyze_lesion_nets(folders, data: str | None = None, device: str = "auto") -> list:
     """Run (or reuse) the lesion study of the runs among `folders` that the lesion figure shows."""
-    from resnet_repro.runs.folders import is_finished, read_run_record
+    from resnet_repro.runs.files import read_run_record
+    from resnet_repro.runs.folders import is_finished
 
     wanted = set(figure_runs.FIGURES["lesion"][0])
     done = []

@@ -25,10 +25,10 @@ import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from resnet_repro.runs.files import atomic_write
 from resnet_repro.runs.folders import (
     ARCHIVE_SUFFIXES,
     OFFICIAL_DATASET,
-    atomic_write,
     dataset_name,
     file_sha256,
     is_official_source,

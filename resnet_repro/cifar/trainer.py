@@ -37,6 +37,7 @@ from resnet_repro.paper.recipe import (
     learning_rate,
 )
 from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.files import damaged_file, read_history, read_run_record, write_csv, write_json
 from resnet_repro.runs.folders import (
     CHECKPOINT_FILE,
     GRAD_NORM_COLUMNS,
@@ -47,16 +48,11 @@ from resnet_repro.runs.folders import (
     LAYER_STD_FILE,
     RUN_FILE,
     WEIGHTS_FILE,
-    damaged_file,
     dataset_label,
     is_finished,
     is_official_source,
-    read_history,
-    read_run_record,
     run_folder,
     run_name,
-    write_csv,
-    write_json,
 )
 from resnet_repro.runs.lock import run_lock
 from resnet_repro.runs.runtime import (

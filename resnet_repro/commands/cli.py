@@ -35,7 +35,7 @@ from resnet_repro.runs.config import (
     SPEED_FIELDS,
     RunConfig,
 )
-from resnet_repro.runs.folders import DiskFullError, as_disk_full
+from resnet_repro.runs.files import DiskFullError, as_disk_full
 from resnet_repro.runs.lock import RunLockedError
 from resnet_repro.sweeps.experiments import DESCRIPTIONS, EXPERIMENTS
 
@@ -312,7 +312,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 def _summary(folder) -> str:
     """One line per finished run: its errors, length and time, and where it is."""
-    from resnet_repro.runs.folders import read_run_record
+    from resnet_repro.runs.files import read_run_record
 
     record = read_run_record(folder)
     minutes, seconds = divmod(round(record["wall_time_s"]), 60)
@@ -364,7 +364,7 @@ def _format_costs(table):
 def _status(args: argparse.Namespace) -> int:
     from resnet_repro.book import claims, notes, provenance
     from resnet_repro.book.page import for_display
-    from resnet_repro.runs.folders import load_runs
+    from resnet_repro.runs.loaders import load_runs
 
     runs = load_runs(args.results)
     table, judged_on = claims.status_for_page(claims.stored_claims_status(args.results))

@@ -112,7 +112,8 @@ def run_imagenet(args: argparse.Namespace) -> int:
     import os
 
     from resnet_repro.imagenet.train import train_imagenet
-    from resnet_repro.runs.folders import is_finished, read_run_record
+    from resnet_repro.runs.files import read_run_record
+    from resnet_repro.runs.folders import is_finished
 
     config = config_from_args(args)
     folder = train_imagenet(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from resnet_repro.runs.folders import atomic_write
+from resnet_repro.runs.files import atomic_write
 
 CACHE_FOLDER = "compile-cache"  # under the results folder
 

@@ -40,8 +40,9 @@ from resnet_repro.cifar.data import CifarData
 from resnet_repro.cifar.loop import TrainingLoop, resolve_speed
 from resnet_repro.cifar.trainer import loop_class
 from resnet_repro.runs.config import DEVICES, RunConfig
-from resnet_repro.runs.folders import GRAD_NORM_FILE, HISTORY_FILE, git_commit, run_folder, write_json
-from resnet_repro.runs.runtime import cudnn_benchmark, device_name, resolve_device
+from resnet_repro.runs.files import write_json
+from resnet_repro.runs.folders import GRAD_NORM_FILE, HISTORY_FILE, run_folder
+from resnet_repro.runs.runtime import cudnn_benchmark, device_name, git_commit, resolve_device
 from resnet_repro.runs.weights import build_model
 
 PATHS = ("compile-cache", "graph", "graph-compile", "multirun")

@@ -2,7 +2,7 @@
 
 `train_imagenet(ImageNetConfig(data=...))` in Python; `python -m resnet_repro imagenet --data DIR` or
 `torchrun --nproc-per-node 8 -m resnet_repro imagenet --data DIR` on the command line. Results land in
-the same run-folder format as the CIFAR-10 runs, so `resnet_repro.runs.folders.load_runs` reads them too.
+the same run-folder format as the CIFAR-10 runs, so `resnet_repro.runs.loaders.load_runs` reads them too.
 """
 
 from resnet_repro.imagenet.config import ImageNetConfig

@@ -50,16 +50,13 @@ from resnet_repro.imagenet.distributed import Processes, start_processes
 from resnet_repro.models import imagenet_plain, imagenet_resnet
 from resnet_repro.paper.counting import count_macs, count_params
 from resnet_repro.paper.recipe import BASE_LR, LR_DIVISOR, MOMENTUM, WEIGHT_DECAY, Schedule, learning_rate
+from resnet_repro.runs.files import atomic_write, read_run_record, write_csv, write_json
 from resnet_repro.runs.folders import (
     CHECKPOINT_FILE,
     DEFAULT_RESULTS_DIR,
     HISTORY_FILE,
     RUN_FILE,
-    atomic_write,
     is_finished,
-    read_run_record,
-    write_csv,
-    write_json,
 )
 from resnet_repro.runs.runtime import (
     Clock,
@@ -574,7 +571,7 @@ def _epoch_line(row: dict, epochs: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Results: the run-folder format of the CIFAR-10 runs (runs/folders.py), read by its load_runs
+# Results: the run-folder format of the CIFAR-10 runs (runs/folders.py), read by runs.loaders.load_runs
 # ---------------------------------------------------------------------------------------------------------
 
 

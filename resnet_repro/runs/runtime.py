@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import platform
 import signal
+import subprocess
 import threading
 import time
 import warnings
@@ -21,7 +23,8 @@ from pathlib import Path
 import torch
 
 from resnet_repro.runs.config import device_unavailable
-from resnet_repro.runs.folders import atomic_write, cpu_name, damaged_file, damaged_torch_file, git_commit
+from resnet_repro.runs.files import atomic_write, damaged_file, damaged_torch_file
+from resnet_repro.runs.folders import REPO_ROOT
 
 # ---------------------------------------------------------------------------------------------------------
 # The device
@@ -225,6 +228,40 @@ def load_checkpoint(path: Path, checkpoint_format: int, keys: set[str], identity
 # ---------------------------------------------------------------------------------------------------------
 # The run record (run.json)
 # ---------------------------------------------------------------------------------------------------------
+
+
+COMMIT_ENV = "RESNET_REPRO_COMMIT"
+
+
+def git_commit() -> tuple[str, bool | None]:
+    """(commit of the code that ran, whether it had uncommitted changes), or ("unknown", None).
+
+    A copy of the code without its .git folder (a GPU machine's) names its commit in RESNET_REPRO_COMMIT.
+    """
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV], None
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+    return commit, dirty
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def run_record(config, name: str, provenance: dict, **results) -> dict:

@@ -17,7 +17,8 @@ from torch import nn
 
 from resnet_repro.models import build_cifar
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.runs.folders import WEIGHTS_FILE, atomic_write, damaged_torch_file, read_run_record
+from resnet_repro.runs.files import atomic_write, damaged_torch_file, read_run_record
+from resnet_repro.runs.folders import WEIGHTS_FILE
 
 HALF_PRECISION_MODULES = (nn.Conv2d, nn.Linear)
 

@@ -151,7 +151,7 @@ def estimated_seconds(config: RunConfig, results_dir: str | os.PathLike | None =
     """How long `config` should take, from the finished runs of the same network (any dataset, budget, seed
     or shortcut option: the data does not change the time a step takes) under results_dir: their slowest
     seconds per iteration x its iterations; None if there are none."""
-    from resnet_repro.runs.folders import load_runs
+    from resnet_repro.runs.loaders import load_runs
 
     runs = load_runs(results_dir)
     same = runs[runs["arch"] == config.arch]

@@ -82,7 +82,7 @@ def runs_per_cpu(benchmarks_dir: str | os.PathLike = BENCHMARKS_DIR, cpu: str | 
     """How many runs at once train a queue soonest on this CPU, by the committed cpu_parallel_runs
     benchmarks of the same CPU model and core count (their total images/s, summed over the networks
     measured); 1 where none was measured here."""
-    from resnet_repro.runs.folders import cpu_name
+    from resnet_repro.runs.runtime import cpu_name
 
     cpu, cores = cpu or cpu_name(), os.cpu_count() or 1
     totals: dict[int, float] = {}
