@@ -23,8 +23,8 @@ import time
 
 import torch
 
-from resnet_repro.results import git_commit, write_json
-from resnet_repro.runtime import device_name
+from resnet_repro.runs.files import write_json
+from resnet_repro.runs.runtime import device_name, git_commit
 
 _WARMUP_STEPS = 3
 
@@ -38,8 +38,8 @@ def _worker(arch: str, compile_mode: str, threads: int, seconds: float, barrier,
     torch.set_num_threads(threads)
     from train_throughput import our_step, synthetic_data
 
-    from resnet_repro.config import RunConfig
-    from resnet_repro.schedule import BASE_LR, BATCH_SIZE
+    from resnet_repro.paper.recipe import BASE_LR, BATCH_SIZE
+    from resnet_repro.runs.config import RunConfig
 
     loop = our_step(
         RunConfig(arch=arch, device="cpu", compile=compile_mode), synthetic_data(), torch.device("cpu")

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import torch
 
-from resnet_repro.config import RunConfig
-from resnet_repro.data import load_cifar10
-from resnet_repro.results import HISTORY_FILE, atomic_write_text, read_table, run_folder
-from resnet_repro.runlock import RunLockedError
-from resnet_repro.runtime import device_name
-from resnet_repro.trainer import train
+from resnet_repro.cifar.data import load_cifar10
+from resnet_repro.cifar.trainer import train
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.files import atomic_write_text, read_table
+from resnet_repro.runs.folders import HISTORY_FILE, run_folder
+from resnet_repro.runs.lock import RunLockedError
+from resnet_repro.runs.runtime import device_name
 
 PRECISIONS = {"bf16": "on", "fp32": "off"}  # the --amp value of each
 COLUMNS = ["arch", "precision", "seed", "iteration", "train_error", "test_error", "device", "torch"]

@@ -3,7 +3,7 @@
 Baseline, the usual CIFAR-10 recipe code: a Dataset of PIL images with torchvision's RandomCrop(32,
 padding=4), RandomHorizontalFlip, ToTensor and Normalize run on the CPU in DataLoader worker processes,
 batches copied to the device, fp32, eager, NCHW, torch.optim.SGD with its default implementation.
-Ours: `resnet_repro.training_loop.TrainingLoop.step`, the very step `train` runs, with the speed options
+Ours: `resnet_repro.cifar.loop.TrainingLoop.step`, the very step `train` runs, with the speed options
 `resolve_speed` picks for the device (or the ones given). Same network, batch 128, momentum, weight
 decay and learning rate; both measured in this one process, in alternating rounds (the best round of
 each counts, so a busy machine does not favour either), on the same images.
@@ -38,14 +38,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from resnet_repro.config import COMPILE_MODES, SWITCH, RunConfig
-from resnet_repro.data import CifarData, load_cifar10
-from resnet_repro.results import git_commit, write_json
-from resnet_repro.runtime import cudnn_benchmark, device_name, resolve_device
-from resnet_repro.schedule import BASE_LR, BATCH_SIZE, MOMENTUM, PAPER_ITERATIONS, WEIGHT_DECAY
-from resnet_repro.trainer import loop_class
-from resnet_repro.training_loop import TrainingLoop, resolve_speed
-from resnet_repro.weights import build_model
+from resnet_repro.cifar.data import CifarData, load_cifar10
+from resnet_repro.cifar.loop import TrainingLoop, resolve_speed
+from resnet_repro.cifar.trainer import loop_class
+from resnet_repro.paper.recipe import BASE_LR, BATCH_SIZE, MOMENTUM, PAPER_ITERATIONS, WEIGHT_DECAY
+from resnet_repro.runs.config import COMPILE_MODES, SWITCH, RunConfig
+from resnet_repro.runs.files import write_json
+from resnet_repro.runs.runtime import cudnn_benchmark, device_name, git_commit, resolve_device
+from resnet_repro.runs.weights import build_model
 
 
 class PILCifar(Dataset):

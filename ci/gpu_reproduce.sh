@@ -109,8 +109,8 @@ fi
 touch "$results/logs/session-start"
 # torch.compile's caches, named by torch version and GPU: loaded by the preflight and the sweeps, saved
 # by the sweeps in one process, and packed with the checkpoints for the next session.
-cache=$("$python" -c "import sys; from resnet_repro.compile_cache import cache_file
-from resnet_repro.runtime import device_name, resolve_device
+cache=$("$python" -c "import sys; from resnet_repro.gpu.compile_cache import cache_file
+from resnet_repro.runs.runtime import device_name, resolve_device
 print(cache_file(sys.argv[1], device_name(resolve_device(sys.argv[2]))))" "$results" "$device")
 if [ "${FAST:-1}" = 1 ]; then
   echo "== 0. preflight of the fast paths ($(minutes_left) min left)"
@@ -121,7 +121,7 @@ if [ "${FAST:-1}" = 1 ]; then
     --compile-cache "$cache" --json "$results/logs/preflight.json" --flags 2> >(tee -a "$out/machine.txt" >&2))"
   echo "0. preflight: sweep options '${fast_flags[*]}' after $((SECONDS - began)) s" | tee -a "$out/machine.txt"
 fi
-step "decode the data once" "$python" -c "from resnet_repro.data import load_cifar10; import sys; \
+step "decode the data once" "$python" -c "from resnet_repro.cifar.data import load_cifar10; import sys; \
 print(load_cifar10(sys.argv[1] if sys.argv[1] != 'official' else None).identity)" "$data" || exit 1
 bench_limit=$((deadline - SECONDS < 150 ? deadline - SECONDS : 150))
 step "1. throughput benchmark" timeout "$bench_limit" "$python" benchmarks/train_throughput.py --device "$device" \
@@ -146,7 +146,7 @@ fi
 
 echo "== packing"
 [ -n "${monitor:-}" ] && kill "$monitor" 2>/dev/null
-"$python" -c "import sys, pandas; from resnet_repro.results import load_runs
+"$python" -c "import sys, pandas; from resnet_repro.runs.folders import load_runs
 pandas.set_option('display.width', 250)
 runs = load_runs(sys.argv[1]).drop(columns=['path'])
 print(runs.to_string(index=False) if len(runs) else 'no finished runs')" "$results" | tee "$out/summary.txt"

@@ -11,8 +11,9 @@
 The chapters are the notebooks `_toc.yml` lists, executed in that order with cwd = their folder (book/),
 so relative paths in them mean the same as in Colab and Binder. Each gets the four papermill parameters
 budget, device, data and results_dir. Before anything runs, a name a chapter does not declare (papermill
-only warns) or a bad value is refused with one line and exit status 2 (resnet_repro.parameters, which
-each chapter also calls first). The injected-parameters cell is tagged `remove-cell` so the book hides it.
+only warns) or a bad value is refused with one line and exit status 2
+(resnet_repro.book.notebook_parameters, which each chapter also calls first). The injected-parameters
+cell is tagged `remove-cell` so the book hides it.
 Every chapter runs even when one fails; the exit status is 1 when any cell raised.
 
 The chapters run in the kernel `resnet-repro`, installed into this interpreter's environment (its
@@ -43,7 +44,7 @@ import papermill
 from book_toc import REPO_ROOT, toc_notebooks
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from resnet_repro.chapters import CHAPTER_EXPERIMENTS
+from resnet_repro.sweeps.chapters import CHAPTER_EXPERIMENTS
 
 KERNEL = "resnet-repro"  # the kernel spec the chapters run in, bound to this interpreter (ensure_kernel)
 INJECTED_TAG = "injected-parameters"  # papermill's tag on the cell it adds
@@ -149,7 +150,7 @@ def check(notebooks: list[Path], parameters: dict) -> str:
     The names each chapter declares come from its parameters cell (papermill.inspect_notebook); the
     values, with each chapter's defaults for those not given, go through the chapters' own check.
     """
-    from resnet_repro.parameters import ParameterError, check_names, check_parameters
+    from resnet_repro.book.notebook_parameters import ParameterError, check_names, check_parameters
 
     try:
         for notebook in notebooks:

@@ -1,4 +1,4 @@
-"""`python -m resnet_repro`: see `resnet_repro.cli`."""
+"""`python -m resnet_repro`: see `resnet_repro.commands.cli`."""
 
 import signal
 
@@ -9,7 +9,7 @@ _previous = signal.getsignal(signal.SIGINT)
 if _previous is signal.default_int_handler:  # not where Ctrl-C is ignored (a background job)
     signal.signal(signal.SIGINT, lambda number, frame: _held.append(number))
 try:
-    from .cli import EXIT_INTERRUPTED, main
+    from resnet_repro.commands.cli import EXIT_INTERRUPTED, main
 finally:
     signal.signal(signal.SIGINT, _previous)
 if _held:

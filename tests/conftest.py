@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_repro.data import CifarData, load_cifar10
+from resnet_repro.cifar.data import CifarData, load_cifar10
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"

@@ -2,7 +2,7 @@
 
 Every test module that needs these imports them from here, never from another test module. Their
 numbers and pixels are made up (or random) for the tests and never leave them; the frames have exactly
-the columns of resnet_repro.results' readers.
+the columns of resnet_repro.runs.loaders' readers.
 """
 
 from __future__ import annotations
@@ -16,11 +16,18 @@ import torch
 import torchvision.datasets
 from PIL import Image
 
-from resnet_repro import figures, lesion
-from resnet_repro.config import RunConfig
-from resnet_repro.data import CIFAR10_CLASSES, CifarData
+from resnet_repro.analyses import lesion
+from resnet_repro.book import figure_runs
+from resnet_repro.cifar.data import CIFAR10_CLASSES, CifarData
 from resnet_repro.models import build_cifar, parse_arch
-from resnet_repro.results import HISTORY_COLUMNS, LANDSCAPE_COLUMNS, LAYER_STD_COLUMNS, RUN_COLUMNS, RUN_KEYS
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.folders import (
+    HISTORY_COLUMNS,
+    LANDSCAPE_COLUMNS,
+    LAYER_STD_COLUMNS,
+    RUN_COLUMNS,
+    RUN_KEYS,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Result frames: the rows and curves that results.load_runs/load_histories/load_layer_std give
@@ -31,7 +38,7 @@ ITERATIONS = {"smoke": 10, "quick": 8000, "full": 64000}
 
 def run_row(arch, shortcut="A", test=10.0, train=5.0, seed=0, budget="full", dataset="cifar10"):
     family, depth = parse_arch(arch)
-    shortcut = figures.PLAIN if family == "plain" else shortcut
+    shortcut = figure_runs.PLAIN if family == "plain" else shortcut
     name = f"{arch}-{shortcut}-seed{seed}" if family == "resnet" else f"{arch}-seed{seed}"
     return {
         "experiment": budget,

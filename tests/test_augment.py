@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from resnet_repro.augment import crop_flip, mean_image, normalize, random_crop_flip
+from resnet_repro.cifar.augment import crop_flip, mean_image, normalize, random_crop_flip
 
 PAD = 4
 

@@ -50,11 +50,3 @@ def test_the_throughput_benchmark_writes_its_figures_per_network_and_mode(tmp_pa
         assert row["arch"] == "resnet8" and row["ms_per_step"] > 0 and row["images_per_s"] > 0
         assert row["ratio"] == pytest.approx(row["images_per_s"] / row["baseline_images_per_s"])
     assert "cuda_graph=eager" in record["results"][2]["speed"]
-
-
-@pytest.mark.slow
-def test_the_stacked_benchmark_runs(tmp_path):
-    path = tmp_path / "stacked.json"
-    argv = ["--device", "cpu", "--arch", "resnet8", "--k", "2", "--steps", "1", "--rounds", "1"]
-    load("stacked_throughput").main([*argv, "--json", str(path)])
-    assert json.loads(path.read_text())["results"][0]["k"] == 2

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from resnet_repro.chapters import CHAPTER_EXPERIMENTS
-from resnet_repro.experiments import EXPERIMENTS, experiment_specs
+from resnet_repro.sweeps.chapters import CHAPTER_EXPERIMENTS
+from resnet_repro.sweeps.experiments import EXPERIMENTS, experiment_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CI = REPO_ROOT / "ci"
@@ -68,7 +68,7 @@ def install_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
 
 
 def check_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
-    """The chapter's cell that calls resnet_repro.parameters.check_parameters, if any."""
+    """The chapter's cell that calls resnet_repro.book.notebook_parameters.check_parameters, if any."""
     return next((cell for cell in nb.cells if "check_parameters(" in cell.source), None)
 
 

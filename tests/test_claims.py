@@ -1,6 +1,7 @@
-"""The book's computed statements (resnet_repro.claims) on small hand-made result frames.
+"""The book's computed statements (resnet_repro.book.claims) on small hand-made result frames.
 
-The frames (built with the helpers in fakes.py) have exactly the columns of resnet_repro.results' readers;
+The frames (built with the helpers in fakes.py) have exactly the columns of the readers in
+resnet_repro.runs.loaders;
 their numbers are made up for the test and never leave it.
 """
 
@@ -13,16 +14,11 @@ import pandas as pd
 import pytest
 from fakes import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
 
-from resnet_repro import claims, cost_tables, figures, notes, provenance, tables
-from resnet_repro.config import RunConfig
-from resnet_repro.paper import paper_value
-from resnet_repro.results import (
-    LAYER_STD_COLUMNS,
-    RUN_KEYS,
-    load_histories,
-    load_layer_std,
-    load_runs,
-)
+from resnet_repro.book import claims, cost_tables, figure_runs, notes, provenance, tables
+from resnet_repro.paper.reference import paper_value
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.folders import LAYER_STD_COLUMNS, RUN_KEYS
+from resnet_repro.runs.loaders import load_histories, load_layer_std, load_runs
 
 EMPTY_LAYER_STD = pd.DataFrame(columns=RUN_KEYS + LAYER_STD_COLUMNS)
 
@@ -37,7 +33,7 @@ def test_select_runs_takes_each_nets_longest_budget_and_says_what_is_missing_or_
         run_row("plain20", budget="full"),
         run_row("plain20", budget="smoke"),
     )
-    selection = figures.select_runs(runs, figures.FIGURES["fig1"][0])
+    selection = figure_runs.select_runs(runs, figure_runs.FIGURES["fig1"][0])
     # per net: full plain-20 (its quick and smoke runs stay out), quick plain-56, nothing missing
     assert sorted(zip(selection.runs.arch, selection.runs.budget, strict=True)) == [
         ("plain20", "full"),
@@ -61,12 +57,12 @@ def test_a_comparison_uses_one_budget_covering_most_nets_then_the_longest():
         run_row("plain56", budget="quick"),
         run_row("plain20", budget="full"),
     )
-    common = figures.select_figure(runs, "fig1")  # a figure compares its nets: one budget
+    common = figure_runs.select_figure(runs, "fig1")  # a figure compares its nets: one budget
     assert common.budget == "quick" and not common.missing and common.other_budgets == ("full",)
     assert notes.gaps_note(common, "fig1") == "Also stored, not shown: budget full (plain-20)."
-    assert figures.select_figure(runs, "fig1", common=False).budgets == ("full", "quick")
+    assert figure_runs.select_figure(runs, "fig1", common=False).budgets == ("full", "quick")
     both_full = toy_runs(*runs.to_dict("records"), run_row("plain56", budget="full"))
-    assert figures.select_figure(both_full, "fig1", common=True).budget == "full"
+    assert figure_runs.select_figure(both_full, "fig1", common=True).budget == "full"
 
 
 def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_paper():
@@ -74,10 +70,10 @@ def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_
     runs = toy_runs(
         run_row("resnet20", budget="full"), run_row("resnet20", **quick), run_row("resnet56", **quick)
     )
-    assert figures.select_figure(runs, "table6").budgets == ("full", "quick")
+    assert figure_runs.select_figure(runs, "table6").budgets == ("full", "quick")
     table = tables.table6(runs).set_index("net").our_budget
     assert table["ResNet-20"] == "full" and table["ResNet-56"] == "quick" and table["ResNet-110"] == ""
-    note = notes.provenance_note(figures.select_figure(runs, "table6"), "table6")
+    note = notes.provenance_note(figure_runs.select_figure(runs, "table6"), "table6")
     assert (
         "ResNet-1202. To add them: `python -m resnet_repro reproduce table6 --budget quick --include-1202`"
         in note
@@ -86,13 +82,13 @@ def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_
 
 def test_notes_name_the_missing_nets_with_the_command_and_the_device():
     runs = toy_runs(run_row("plain20", budget="quick", dataset="cifar10-jpeg"))
-    note = notes.provenance_note(figures.select_figure(runs, "fig1"), "fig1")
+    note = notes.provenance_note(figure_runs.select_figure(runs, "fig1"), "fig1")
     assert "1 seed per net, on test device" in note and "lossy JPEG copy" in note
     assert (
         "**Not run yet:** plain-56. To add them: `python -m resnet_repro reproduce fig1 --budget quick`"
         in note
     )
-    assert notes.short_provenance(figures.select_figure(runs, "fig1")) == (
+    assert notes.short_provenance(figure_runs.select_figure(runs, "fig1")) == (
         "budget quick (8,000 it., 1/8 of the paper's schedule) · cifar10-jpeg (lossy JPEG copy) · test device"
     )
 
@@ -100,10 +96,10 @@ def test_notes_name_the_missing_nets_with_the_command_and_the_device():
 def test_a_non_standard_length_ranks_by_iterations_and_reproduces_with_its_flags():
     long_quick = run_row("plain20", budget="quick-20000it") | {"iterations": 20000}
     runs = toy_runs(run_row("plain20", budget="quick"), long_quick)
-    selection = figures.select_runs(runs, [figures.net("plain20")])
+    selection = figure_runs.select_runs(runs, [figure_runs.net("plain20")])
     assert selection.budget == "quick-20000it"
-    assert figures.budget_flags(selection.budget) == "--budget quick --iterations 20000"
-    assert figures.is_smoke("smoke-120it") and not figures.is_smoke("quick")
+    assert figure_runs.budget_flags(selection.budget) == "--budget quick --iterations 20000"
+    assert figure_runs.is_smoke("smoke-120it") and not figure_runs.is_smoke("quick")
 
 
 def test_select_runs_prefers_the_dataset_covering_more_nets_then_the_official_one():
@@ -112,9 +108,9 @@ def test_select_runs_prefers_the_dataset_covering_more_nets_then_the_official_on
         run_row("plain56", dataset="cifar10-jpeg"),
         run_row("plain20", dataset="cifar10"),
     )
-    assert figures.select_figure(runs, "fig1").dataset == "cifar10-jpeg"
+    assert figure_runs.select_figure(runs, "fig1").dataset == "cifar10-jpeg"
     tie = toy_runs(run_row("plain20", dataset="cifar10-jpeg"), run_row("plain20", seed=1, dataset="cifar10"))
-    assert figures.select_figure(tie, "fig1").dataset == "cifar10"
+    assert figure_runs.select_figure(tie, "fig1").dataset == "cifar10"
 
 
 def test_a_figure_shows_one_dataset_the_readers_official_runs_where_they_cover_its_nets():
@@ -125,16 +121,16 @@ def test_a_figure_shows_one_dataset_the_readers_official_runs_where_they_cover_i
     ]
     official = [run_row(arch, budget="quick", test=10.0) for arch in ("plain20", "plain56")]
     runs = toy_runs(*jpeg, *official)
-    selection = figures.select_figure(runs, "fig1")
+    selection = figure_runs.select_figure(runs, "fig1")
     assert selection.dataset == "cifar10" and set(selection.runs.dataset) == {"cifar10"}
     assert len(selection.runs) == 2 and not selection.missing
-    curves = figures.rows_of(toy_histories(runs), selection)
+    curves = figure_runs.rows_of(toy_histories(runs), selection)
     assert set(curves.dataset) == {"cifar10"} and len(curves) == 2 * 4
     note = notes.provenance_note(selection, "fig1")
     assert "trained on the official CIFAR-10 files" in note and "lossy" not in note
     assert "Also stored, not shown: runs on cifar10-jpeg." in note
     # Until the reader's runs cover the figure's nets, ours are shown, with the JPEG caveat.
-    ours = figures.select_figure(toy_runs(*jpeg, official[0]), "fig1")
+    ours = figure_runs.select_figure(toy_runs(*jpeg, official[0]), "fig1")
     assert ours.dataset == "cifar10-jpeg" and set(ours.runs.dataset) == {"cifar10-jpeg"}
     note = notes.provenance_note(ours, "fig1")
     assert "lossy JPEG copy of CIFAR-10" in note and "Also stored, not shown: runs on cifar10." in note
@@ -145,14 +141,16 @@ def test_rows_of_keeps_only_the_selected_budget_of_a_run_name_shared_across_budg
         run_row("plain20", budget="quick", test=30.0), run_row("plain20", budget="full", test=8.0)
     )
     histories = toy_histories(runs)
-    rows = figures.rows_of(histories, figures.select_figure(runs, "fig1"))
+    rows = figure_runs.rows_of(histories, figure_runs.select_figure(runs, "fig1"))
     assert set(rows.budget) == {"full"} and rows.test_error.iloc[-1] == 8.0
 
 
 def test_empty_results_folder_gives_empty_selections_and_no_run_verdicts(tmp_path):
     runs, layer_std = load_runs(tmp_path / "absent"), load_layer_std(tmp_path / "absent")
-    assert figures.select_figure(runs, "fig6_plain").empty
-    assert figures.rows_of(load_histories(tmp_path / "absent"), figures.select_figure(runs, "fig1")).empty
+    assert figure_runs.select_figure(runs, "fig6_plain").empty
+    assert figure_runs.rows_of(
+        load_histories(tmp_path / "absent"), figure_runs.select_figure(runs, "fig1")
+    ).empty
     status = claims.claims_status(runs, layer_std)
     trained = status[status.runs != "counted, no training"]
     assert set(trained.status) == {claims.NO_RUN}
@@ -166,7 +164,7 @@ def test_net_results_averages_seeds_and_keeps_the_figure_order():
         run_row("resnet56", test=9.0, seed=1),
         run_row("resnet20", test=9.0),
     )
-    table = figures.net_results(figures.select_figure(runs, "fig6_resnet"))
+    table = figure_runs.net_results(figure_runs.select_figure(runs, "fig6_resnet"))
     assert list(table.label) == ["ResNet-20", "ResNet-56"]
     row = table.set_index("label").loc["ResNet-56"]
     assert row.seeds == 2 and row.test_mean == 8.0 and row.test_std == pytest.approx(np.std([7, 9], ddof=1))
@@ -220,7 +218,7 @@ def test_depth_summary_says_whether_error_rises_with_depth():
     runs = toy_runs(*(run_row(f"plain{d}", train=t) for d, t in ((20, 5.0), (32, 6.0), (44, 7.0), (56, 8.0))))
     text = notes.degradation_summary(runs)
     assert "plain-20 5.00%, plain-32 6.00%" in text and "here it rises: the claim **holds**" in text
-    ordered, trend = notes.depth_trend(figures.select_figure(runs, "fig6_plain"))
+    ordered, trend = notes.depth_trend(figure_runs.select_figure(runs, "fig6_plain"))
     assert trend == "rises" and len(ordered) == 4
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnet_repro import __version__, claims, cli
-from resnet_repro.cli import build_parser, config_from_args, main
-from resnet_repro.config import RunConfig
-from resnet_repro.provenance import train_command
-from resnet_repro.training_loop import resolve_speed
+from resnet_repro import __version__
+from resnet_repro.book import claims
+from resnet_repro.book.provenance import train_command
+from resnet_repro.cifar.loop import resolve_speed
+from resnet_repro.commands import cli
+from resnet_repro.commands.cli import build_parser, config_from_args, main
+from resnet_repro.runs.config import RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +77,7 @@ def test_ctrl_c_exits_130(monkeypatch, tmp_path):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("resnet_repro.trainer.train", interrupted)
+    monkeypatch.setattr("resnet_repro.cifar.trainer.train", interrupted)
     assert main(["train", "--arch", "resnet20", "--out", str(tmp_path)]) == 130
 
 
@@ -86,7 +88,7 @@ def test_no_speedups_turns_every_speed_option_off(monkeypatch, tmp_path):
         seen["config"] = config
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("resnet_repro.trainer.train", capture)
+    monkeypatch.setattr("resnet_repro.cifar.trainer.train", capture)
     main(["train", "--arch", "resnet20", "--no-speedups", "--out", str(tmp_path)])
     config = seen["config"]
     assert {config.channels_last, config.amp, config.compile, config.data_on_device} == {"off"}
@@ -148,7 +150,9 @@ def test_ctrl_c_while_importing_exits_130_without_a_traceback(module, tmp_path):
 def test_costs_lists_every_cifar_network_of_the_paper_including_resnet_1202(monkeypatch, capsys):
     import pandas as pd
 
-    monkeypatch.setattr("resnet_repro.cost_tables.cifar_costs", lambda names: pd.DataFrame({"name": names}))
+    monkeypatch.setattr(
+        "resnet_repro.book.cost_tables.cifar_costs", lambda names: pd.DataFrame({"name": names})
+    )
     assert main(["costs", "--only", "cifar"]) == 0
     out = capsys.readouterr().out
     assert "ResNet-110" in out and "ResNet-1202" in out
@@ -204,7 +208,7 @@ def test_costs_writes_csv_and_json_with_plain_counts(monkeypatch, capsys):
     import pandas as pd
 
     toy = pd.DataFrame({"name": ["ResNet-20"], "params": [269722], "paper_params": [270000.0]})
-    monkeypatch.setattr("resnet_repro.cli._cost_table", lambda key: toy.assign(name=f"{key} net"))
+    monkeypatch.setattr("resnet_repro.commands.cli._cost_table", lambda key: toy.assign(name=f"{key} net"))
     assert main(["costs", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["table"], r["name"], r["params"], r["paper_params"]) for r in rows] == [

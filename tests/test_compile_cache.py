@@ -2,7 +2,7 @@
 
 import torch
 
-from resnet_repro import compile_cache
+from resnet_repro.gpu import compile_cache
 
 
 def test_saved_artifacts_load_again(tmp_path):

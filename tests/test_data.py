@@ -12,8 +12,8 @@ import torchvision.datasets
 from fakes import FakeCIFAR10, fake_cifar, make_tar, make_tree, toy_pixels
 from PIL import Image
 
-import resnet_repro.data as data_module
-from resnet_repro.data import (
+import resnet_repro.cifar.data as data_module
+from resnet_repro.cifar.data import (
     CIFAR10_CLASSES,
     OFFICIAL_URL,
     CifarData,
@@ -23,7 +23,7 @@ from resnet_repro.data import (
     split_validation,
     take_subset,
 )
-from resnet_repro.results import JPEG_ARCHIVE_SHA256
+from resnet_repro.runs.folders import JPEG_ARCHIVE_SHA256
 
 # ---------------------------------------------------------------------------------------------------------
 # Toy trees (fakes.make_tree: generated, never images from CIFAR-10)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from resnet_repro import experiments
-from resnet_repro.config import RunConfig
-from resnet_repro.devices import (
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.sweeps import experiments
+from resnet_repro.sweeps.spread import (
     CPU,
     DEVICE_ENV,
     LOCKED_EXIT,
@@ -94,7 +94,9 @@ def test_a_run_another_process_is_training_is_skipped_not_failed(tmp_path, monke
     outcomes = spread([recorder("busy", ledger, exit_code=LOCKED_EXIT)], ["fake0"], report=messages.append)
     assert outcomes[0].returncode == LOCKED_EXIT
     assert any("busy: skipped (another process is training it" in m for m in messages)
-    monkeypatch.setattr("resnet_repro.devices.spread", lambda *a, **k: outcomes)  # the sweep does not fail
+    monkeypatch.setattr(
+        "resnet_repro.sweeps.spread.spread", lambda *a, **k: outcomes
+    )  # the sweep does not fail
     experiments._train_in_parallel([RunConfig(budget="smoke")], ["cpu"], 1, tmp_path, False, None, False)
 
 
@@ -123,21 +125,23 @@ def test_train_job_passes_the_whole_config():
 
 
 def test_train_job_runs_this_checkouts_trainer(tmp_path):
-    """The job's Python really calls resnet_repro.trainer.train with the config (a stub records it)."""
+    """The job's Python really calls resnet_repro.cifar.trainer.train with the config (a stub records it)."""
     stub = tmp_path / "stub" / "resnet_repro"
-    stub.mkdir(parents=True)
-    (stub / "__init__.py").write_text("")
-    (stub / "config.py").write_text(STUB_CONFIG)
-    (stub / "trainer.py").write_text(STUB_TRAINER.replace("LEDGER", str(tmp_path / "called.json")))
-    (stub / "runlock.py").write_text("class RunLockedError(Exception):\n    pass\n")
+    for package in (stub, stub / "runs", stub / "cifar"):
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+    (stub / "runs" / "config.py").write_text(STUB_CONFIG)
+    (stub / "cifar" / "trainer.py").write_text(STUB_TRAINER.replace("LEDGER", str(tmp_path / "called.json")))
+    (stub / "runs" / "lock.py").write_text("class RunLockedError(Exception):\n    pass\n")
     job = train_job(RunConfig(arch="plain20", budget="smoke"), tmp_path / "out")
     command = list(job.command)
+    assert (Path(command[3]) / "resnet_repro" / "__init__.py").is_file()  # this checkout's package
     command[3] = str(stub.parent)  # run the stub package instead of the real one
     assert subprocess.run(command, check=False).returncode == 0
     called = json.loads((tmp_path / "called.json").read_text())
     assert called == {"arch": "plain20", "budget": "smoke", "out": str(tmp_path / "out"), "force": False}
     # A run that another process holds: the job says so and exits LOCKED_EXIT (skipped, not failed).
-    (stub / "trainer.py").write_text(STUB_LOCKED_TRAINER)
+    (stub / "cifar" / "trainer.py").write_text(STUB_LOCKED_TRAINER)
     result = subprocess.run(command, check=False, capture_output=True, text=True)
     assert result.returncode == LOCKED_EXIT and "skipped: held by pid 1" in result.stdout
 
@@ -156,7 +160,7 @@ def train(config, results_dir, progress, force):
 """
 
 STUB_LOCKED_TRAINER = """
-from resnet_repro.runlock import RunLockedError
+from resnet_repro.runs.lock import RunLockedError
 def train(config, results_dir, progress, force):
     raise RunLockedError("held by pid 1")
 """

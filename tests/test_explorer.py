@@ -1,4 +1,4 @@
-"""The depth explorer (resnet_repro.explorer): counts, layer listing, and the static Stack of views."""
+"""The depth explorer (resnet_repro.book.explorer): counts, layer listing, and the static Stack of views."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from fakes import EMPTY_RUNS, run_row, toy_histories, toy_runs
 from ipywidgets.widgets.widget_link import Link
 
-from resnet_repro import explorer
-from resnet_repro.flops import count_macs, count_params
+from resnet_repro.book import explorer
 from resnet_repro.models import cifar_plain, cifar_resnet
+from resnet_repro.paper.counting import count_macs, count_params
 
 
 @pytest.mark.parametrize(("family", "n"), [("plain", 1), ("residual", 3), ("residual", 9)])

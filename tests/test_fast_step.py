@@ -14,14 +14,16 @@ import torch
 import torch.nn.functional as F
 from fakes import TINY, fake_cifar
 
-from resnet_repro import fast_step, trainer
-from resnet_repro.config import RunConfig
-from resnet_repro.fast_step import GraphedTrainingLoop, StepInputs, host_syncs, state_tensors
+from resnet_repro.cifar import trainer
+from resnet_repro.cifar.loop import TrainingLoop, _resolve_cuda_graph, resolve_speed
+from resnet_repro.cifar.trainer import loop_class, train
+from resnet_repro.gpu import fast_step
+from resnet_repro.gpu.fast_step import GraphedTrainingLoop, StepInputs, host_syncs, state_tensors
 from resnet_repro.models import build_cifar
-from resnet_repro.results import GRAD_NORM_FILE, HISTORY_FILE, LAYER_STD_FILE, read_run_record
-from resnet_repro.trainer import loop_class, train
-from resnet_repro.training_loop import TrainingLoop, _resolve_cuda_graph, resolve_speed
-from resnet_repro.weights import build_model
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.files import read_run_record
+from resnet_repro.runs.folders import GRAD_NORM_FILE, HISTORY_FILE, LAYER_STD_FILE
+from resnet_repro.runs.weights import build_model
 
 CPU = torch.device("cpu")
 LRS = [0.1, 0.1, 0.1, 0.01, 0.01, 0.001]  # schedule changes between steps
@@ -212,7 +214,9 @@ def test_a_run_half_on_the_graph_step_and_resumed_on_the_plain_one_is_the_plain_
 
 def test_resnet110s_warm_up_reads_the_graph_steps_window_as_the_plain_run(tmp_path, monkeypatch):
     """The warm-up check (between steps, outside a graph) sees the same errors: it ends at the same step."""
-    monkeypatch.setattr("resnet_repro.config.needs_warmup", lambda depth: True)  # ResNet-8 warms up like 110
+    monkeypatch.setattr(
+        "resnet_repro.runs.config.needs_warmup", lambda depth: True
+    )  # ResNet-8 warms up like 110
     monkeypatch.setattr(trainer, "WARMUP_CHECK_EVERY", 2)
     monkeypatch.setattr(trainer, "WARMUP_UNTIL_TRAIN_ERROR", 90.0)  # about the error of random labels
     config = RunConfig(arch="resnet8", budget="smoke", iterations=8, eval_points=4, device="cpu")
@@ -225,7 +229,7 @@ def test_resnet110s_warm_up_reads_the_graph_steps_window_as_the_plain_run(tmp_pa
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_the_captured_graph_passes_the_preflights_checks():
-    from resnet_repro.preflight import preflight
+    from resnet_repro.gpu.preflight import preflight
 
     verdicts = preflight("cuda", "resnet8", 12, ("graph",), report=None)
     assert verdicts["graph"].ok, verdicts["graph"].line

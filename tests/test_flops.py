@@ -4,9 +4,16 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_repro.flops import CIFAR_INPUT, IMAGENET_INPUT, CostRow, cost_table, count_macs, count_params
 from resnet_repro.models import cifar_resnet, imagenet_plain, imagenet_resnet, vgg
-from resnet_repro.paper import paper_value
+from resnet_repro.paper.counting import (
+    CIFAR_INPUT,
+    IMAGENET_INPUT,
+    CostRow,
+    cost_table,
+    count_macs,
+    count_params,
+)
+from resnet_repro.paper.reference import paper_value
 
 IMAGENET_MODELS = {
     "ResNet-18": lambda: imagenet_resnet(18),

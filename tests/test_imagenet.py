@@ -20,8 +20,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from PIL import Image
 
-from resnet_repro.data import DataError
-from resnet_repro.imagenet import ImageNetConfig, add_imagenet_parser, check_image_folder, run_imagenet
+from resnet_repro.cifar.data import DataError
+from resnet_repro.commands.imagenet import add_imagenet_parser, run_imagenet
+from resnet_repro.imagenet import ImageNetConfig, check_image_folder
 from resnet_repro.imagenet.data import (
     EpochSampler,
     Geometry,
@@ -37,7 +38,7 @@ from resnet_repro.imagenet.data import (
     train_transform,
 )
 from resnet_repro.imagenet.train import MODEL_FILE, Run, run_folder, train_imagenet, weights_digest
-from resnet_repro.results import load_histories, load_runs
+from resnet_repro.runs.loaders import load_histories, load_runs
 
 CLASSES = ("n01440764", "n01443537", "n01484850")
 SMALL = Geometry(crop=32, scale_min=36, scale_max=48, test_size=36)

@@ -1,5 +1,5 @@
-"""The loss landscape (resnet_repro.landscape, Li et al.'s method) on a tiny trained net, its command, and
-its reading and verdict (signals, claims) on made-up surfaces."""
+"""The loss landscape (resnet_repro.analyses.landscape, Li et al.'s method) on a tiny trained net, its
+command, and its reading and verdict (readings, claims) on made-up surfaces."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import torch
 import torch.nn.functional as F
 from fakes import EMPTY_RUNS, bowl, fake_cifar, run_row, saddle, toy_landscapes, toy_runs
 
-from resnet_repro import claims, landscape, notes, plots, signals
-from resnet_repro.cli import main
-from resnet_repro.config import RunConfig
-from resnet_repro.landscape import FP32_CHECK, SLICE, SURFACE, LandscapeSettings
-from resnet_repro.results import LANDSCAPE_COLUMNS, LANDSCAPE_FILE, load_landscapes, load_runs
-from resnet_repro.trainer import train
-from resnet_repro.weights import load_trained_model
+from resnet_repro.analyses import landscape
+from resnet_repro.analyses.landscape import FP32_CHECK, SLICE, SURFACE, LandscapeSettings
+from resnet_repro.book import claims, figure_runs, notes, plots, readings
+from resnet_repro.cifar.trainer import train
+from resnet_repro.commands.cli import main
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.folders import LANDSCAPE_COLUMNS, LANDSCAPE_FILE
+from resnet_repro.runs.loaders import load_landscapes, load_runs
+from resnet_repro.runs.weights import load_trained_model
 
 CPU = torch.device("cpu")
 TINY_GRID = LandscapeSettings(points=3, slice_points=3, images=40)  # 9 + 3 points on 40 images
@@ -137,6 +139,20 @@ def test_analyze_writes_landscape_csv_reuses_its_points_and_adds_only_what_is_mi
         *(frame.drop(columns=["seconds", "cpu_seconds"]) for frame in (pd.read_csv(path), table)),
         check_exact=False,
     )
+    # the subset check: every other grid point from theta* outward, again on twice the images
+    doubled = LandscapeSettings(points=5, slice_points=3, images=40, check_subset=True)
+    assert doubled.coarse_axis() == [-1.0, 0.0, 1.0]
+    landscape.analyze_run(folder, doubled, data=fake_cifar(), device="cpu", amp="off")
+    table = pd.read_csv(path)
+    check = table[table.kind == landscape.SUBSET_CHECK]
+    assert len(check) == 9 and check.images.eq(80).all()
+    assert table[table.kind != landscape.SUBSET_CHECK].images.eq(40).all()
+    center = table[(table.alpha == 0) & (table.beta == 0)].set_index("kind").loss
+    images, labels = subset(folder, 80)
+    with torch.no_grad():
+        expected = F.cross_entropy(load_trained_model(folder)(images), labels).item()
+    assert center["subset check"] == pytest.approx(expected, rel=1e-5)
+    assert readings.subset_gap(table).points == 9
     # another seed is another landscape
     reseeded = LandscapeSettings(points=3, slice_points=3, images=40, seed=1)
     assert landscape.analyze_run(folder, reseeded, data=fake_cifar(), device="cpu", amp="off")[1] == 12
@@ -163,7 +179,7 @@ def test_the_command_analyzes_run_folders_and_load_landscapes_reads_them(trained
 def test_the_hessian_of_a_quadratic_is_read_exactly_from_the_grid():
     axis = np.linspace(-1, 1, 9)
     a, b = np.meshgrid(axis, axis)
-    smaller, larger = signals.hessian_eigenvalues(2 * a**2 + 0.5 * b**2 + a * b, axis[1] - axis[0])
+    smaller, larger = readings.hessian_eigenvalues(2 * a**2 + 0.5 * b**2 + a * b, axis[1] - axis[0])
     expected = np.linalg.eigvalsh([[4.0, 1.0], [1.0, 1.0]])
     assert np.allclose(smaller, expected[0]) and np.allclose(larger, expected[1])
 
@@ -172,10 +188,10 @@ def test_a_convex_bowl_never_curves_downward_a_saddle_always_and_a_flat_valley_i
     axis = np.linspace(-1, 1, 9)
     a, b = np.meshgrid(axis, axis)
     step = axis[1] - axis[0]
-    assert not signals.curves_downward(bowl(a, b), step).any()
-    assert signals.curves_downward(saddle(a, b), step).all()
+    assert not readings.curves_downward(bowl(a, b), step).any()
+    assert readings.curves_downward(saddle(a, b), step).all()
     noise = 1e-5 * np.random.default_rng(0).standard_normal(a.shape)
-    assert not signals.curves_downward(a**2 + noise, step).any()  # below NEGATIVE_CURVATURE of the valley
+    assert not readings.curves_downward(a**2 + noise, step).any()  # below NEGATIVE_CURVATURE of the valley
 
 
 FOUR = ("plain20", "plain56", "resnet20", "resnet56")
@@ -192,7 +208,7 @@ def four_surfaces(resnet56=bowl, plain56=saddle) -> dict:
 def test_the_reading_counts_downward_points_near_the_trained_weights_and_over_the_grid():
     runs = four_runs()
     table = toy_landscapes(runs, four_surfaces())
-    found = signals.landscapes(table, claims.select_figure(runs, "landscape"))
+    found = readings.landscapes(table, claims.select_figure(runs, "landscape"))
     assert list(found) == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
     plain = found["plain-56"]
     assert plain.non_convex_share(near=True) == 1.0 and found["ResNet-56"].non_convex_share(near=False) == 0
@@ -235,17 +251,36 @@ def test_without_a_landscape_the_claim_and_the_page_give_the_command():
 
 def test_bf16_is_compared_with_the_fp32_check_on_its_row():
     runs = toy_runs(run_row("resnet56", budget="quick"))
-    gap = signals.precision_gap(toy_landscapes(runs, {"resnet56": bowl}, check=True))
+    gap = readings.precision_gap(toy_landscapes(runs, {"resnet56": bowl}, check=True))
     assert gap.points == 9 and gap.max_relative_gap == pytest.approx(0.01 / 1.01)
     assert gap.same_curvature_sign == gap.interior == 7 and gap.agrees
-    assert signals.precision_gap(toy_landscapes(runs, {"resnet56": bowl})) is None
-    assert "within the 1% tolerance" in signals.precision_gap_text(gap)
+    assert readings.precision_gap(toy_landscapes(runs, {"resnet56": bowl})) is None
+    assert "within the 1% tolerance" in readings.precision_gap_text(gap)
+
+
+def test_doubling_the_subset_is_compared_at_the_shared_grid_points():
+    runs = toy_runs(run_row("resnet56", budget="quick"))
+    table = toy_landscapes(runs, {"resnet56": bowl})
+    shared = table[
+        (table.kind == "surface") & table.alpha.isin([-1.0, 0.0, 1.0]) & table.beta.isin([-1.0, 0.0, 1.0])
+    ]
+    doubled = shared.assign(kind="subset check", loss=1.02 * shared.loss, images=400)
+    gap = readings.subset_gap(pd.concat([table, doubled], ignore_index=True))
+    assert gap.points == 9 and (gap.images, gap.doubled) == (200, 400)
+    assert gap.max_relative_gap == pytest.approx(0.02) and gap.max_relative_gap_near == pytest.approx(0.02)
+    band = (2.1 / 0.1) ** (1 / 23)  # the bowl's loss runs from 0.1 to 2.1: 24 levels span 23 bands
+    assert gap.band == pytest.approx(band) and gap.agrees == (band**0.5 >= 1.02)
+    assert gap.downward_near == (0.0, 0.0)  # a bowl curves up everywhere, on either subset
+    assert readings.subset_gap(table) is None
+    selection = figure_runs.select_figure(runs, "landscape")
+    assert "--check-subset" in notes.subset_note(table, selection)
+    assert "400 training images instead of 200" in notes.subset_note(pd.concat([table, doubled]), selection)
 
 
 def test_the_figures_draw_each_net_and_mark_the_downward_points():
     runs = four_runs()
     table = toy_landscapes(runs, four_surfaces())
-    found = signals.landscapes(table, claims.select_figure(runs, "landscape"))
+    found = readings.landscapes(table, claims.select_figure(runs, "landscape"))
     contours = plots.landscape_contours(found)
     panels = [ax for ax in contours.axes if ax.get_title()]
     dots = {ax.get_title().split(":")[0]: len(ax.get_lines()[0].get_xdata()) for ax in panels}

@@ -1,4 +1,4 @@
-"""The lesion study (resnet_repro.lesion) on tiny trained nets, its command, its reader and its verdict."""
+"""The lesion study (resnet_repro.analyses.lesion) on tiny trained nets, its command, reader and verdict."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import pytest
 import torch
 from fakes import fake_cifar, resnet56_errors, run_row, toy_lesions, toy_runs
 
-from resnet_repro import claims, lesion
-from resnet_repro.cli import main
-from resnet_repro.config import RunConfig
-from resnet_repro.evaluation import predict
+from resnet_repro.analyses import lesion
+from resnet_repro.book import claims
+from resnet_repro.cifar.evaluation import predict
+from resnet_repro.cifar.trainer import train
+from resnet_repro.commands.cli import main
 from resnet_repro.models import build_cifar
-from resnet_repro.results import RUN_KEYS, WEIGHTS_FILE, load_runs
-from resnet_repro.trainer import train
-from resnet_repro.weights import load_trained_model
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.folders import RUN_KEYS, WEIGHTS_FILE
+from resnet_repro.runs.loaders import load_runs
+from resnet_repro.runs.weights import load_trained_model
 
 CPU = torch.device("cpu")
 

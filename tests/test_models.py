@@ -6,7 +6,6 @@ import pytest
 import torch
 import torchvision.models as tvm
 
-from resnet_repro.flops import count_params
 from resnet_repro.models import (
     PAPER_DEPTHS,
     blocks_per_stage,
@@ -19,7 +18,8 @@ from resnet_repro.models import (
     response_layers,
     vgg,
 )
-from resnet_repro.paper import paper_value
+from resnet_repro.paper.counting import count_params
+from resnet_repro.paper.reference import paper_value
 
 
 @pytest.mark.parametrize("depth", PAPER_DEPTHS)

@@ -8,13 +8,20 @@ import pytest
 import torch
 from fakes import fake_cifar
 
-from resnet_repro import experiments, multirun
-from resnet_repro.config import RunConfig
-from resnet_repro.multirun import longest_first, train_concurrently
-from resnet_repro.results import CHECKPOINT_FILE, GRAD_NORM_FILE, HISTORY_FILE, LAYER_STD_FILE, run_folder
-from resnet_repro.runtime import GracefulInterrupt
-from resnet_repro.trainer import train
-from resnet_repro.training_loop import TrainingLoop
+from resnet_repro.cifar.loop import TrainingLoop
+from resnet_repro.cifar.trainer import train
+from resnet_repro.gpu import multirun
+from resnet_repro.gpu.multirun import longest_first, train_concurrently
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.folders import (
+    CHECKPOINT_FILE,
+    GRAD_NORM_FILE,
+    HISTORY_FILE,
+    LAYER_STD_FILE,
+    run_folder,
+)
+from resnet_repro.runs.runtime import GracefulInterrupt
+from resnet_repro.sweeps import experiments
 
 RUNS = [
     RunConfig(arch="resnet8", device="cpu", iterations=6, eval_points=2, seed=seed, compile="off")
@@ -136,15 +143,15 @@ def test_runs_start_longest_first_a_failure_stops_no_other_and_a_spent_limit_sta
 
 def test_reproduce_in_process_loads_and_saves_the_compile_cache(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda *args, **kwargs: "the data")
+    monkeypatch.setattr("resnet_repro.cifar.data.load_cifar10", lambda *args, **kwargs: "the data")
     monkeypatch.setattr(
         multirun, "train", lambda config, results_dir, progress, force, data: calls.append(data)
     )
     monkeypatch.setattr(
-        "resnet_repro.compile_cache.load", lambda path: calls.append(("load", path)) or "loaded"
+        "resnet_repro.gpu.compile_cache.load", lambda path: calls.append(("load", path)) or "loaded"
     )
     monkeypatch.setattr(
-        "resnet_repro.compile_cache.save", lambda path: calls.append(("save", path)) or "saved"
+        "resnet_repro.gpu.compile_cache.save", lambda path: calls.append(("save", path)) or "saved"
     )
     cache = tmp_path / "cache.bin"
     experiments.reproduce(

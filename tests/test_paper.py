@@ -2,7 +2,7 @@
 
 import pytest
 
-from resnet_repro.paper import paper_table, paper_value
+from resnet_repro.paper.reference import paper_table, paper_value
 
 
 def test_reference_table_has_the_papers_tables():

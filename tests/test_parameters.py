@@ -1,11 +1,17 @@
-"""resnet_repro.parameters: what each chapter's first cell and ci/run_notebooks.py refuse, in one line."""
+"""resnet_repro.book.notebook_parameters: what each chapter's first cell and ci/run_notebooks.py refuse."""
 
 from __future__ import annotations
 
 import pytest
 
-from resnet_repro.config import BUDGETS as TRAINING_BUDGETS
-from resnet_repro.parameters import BUDGETS, NAMES, ParameterError, check_names, check_parameters
+from resnet_repro.book.notebook_parameters import (
+    BUDGETS,
+    NAMES,
+    ParameterError,
+    check_names,
+    check_parameters,
+)
+from resnet_repro.runs.config import BUDGETS as TRAINING_BUDGETS
 
 
 def good(**changes) -> dict:

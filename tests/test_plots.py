@@ -1,4 +1,4 @@
-"""The book's figures (resnet_repro.plots): the lines, labels and styles they draw from toy frames."""
+"""The book's figures (resnet_repro.book.plots): the lines, labels and styles they draw from toy frames."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from fakes import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
 
-from resnet_repro import book, figures, plots
+from resnet_repro.book import figure_runs, page, plots
 from resnet_repro.models.blocks import BasicBlock
 
 
@@ -124,27 +124,27 @@ def test_shortcut_options_figure_has_plain_a_b_c_for_both_kinds_of_block():
 
 def test_markdown_table_formats_numbers_dashes_missing_and_escapes_pipes():
     table = pd.DataFrame({"net": ["a|b", "c"], "error": [1.234, np.nan]})
-    text = book.markdown_table(table, {"error": "{:.1f}"})
+    text = page.markdown_table(table, {"error": "{:.1f}"})
     assert text.splitlines() == ["| net | error |", "|---|---|", "| a\\|b | 1.2 |", "| c | – |"]
 
 
 def test_show_figure1_without_runs_draws_nothing_and_its_note_gives_the_command(monkeypatch):
     shown = []
-    monkeypatch.setattr(book, "show", shown.append)
-    selection = book.show_figure1(EMPTY_RUNS, toy_histories(toy_runs(run_row("plain20"))))
+    monkeypatch.setattr(page, "show", shown.append)
+    selection = page.show_figure1(EMPTY_RUNS, toy_histories(toy_runs(run_row("plain20"))))
     assert selection.empty and shown == []
-    note = book.figure_notes({"fig1": selection})
-    assert "No run yet" in note and figures.reproduce_command("fig1") in note
+    note = page.figure_notes({"fig1": selection})
+    assert "No run yet" in note and figure_runs.reproduce_command("fig1") in note
 
 
 def test_show_figure6_draws_the_panels_that_have_runs_and_notes_each(monkeypatch):
     shown = []
-    monkeypatch.setattr(book, "show", shown.append)
+    monkeypatch.setattr(page, "show", shown.append)
     runs = toy_runs(run_row("plain20", dataset="cifar10-jpeg"), run_row("plain56", dataset="cifar10-jpeg"))
-    selections = book.show_figure6(runs, toy_histories(runs))
+    selections = page.show_figure6(runs, toy_histories(runs))
     (figure,) = shown
     assert [ax.get_title() for ax in figure.axes] == ["plain nets"]
-    plain_note, resnet_note = book.figure_notes(selections).split("\n\n")
+    plain_note, resnet_note = page.figure_notes(selections).split("\n\n")
     assert plain_note.startswith("*Plain nets:*") and "lossy JPEG" in plain_note and "plain-32" in plain_note
     assert resnet_note.startswith("*ResNets:*") and "No run yet" in resnet_note
 
@@ -154,18 +154,18 @@ def test_glue_turns_numpy_scalars_into_plain_numbers(monkeypatch):
 
     glued = {}
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.update({name: value}))
-    book.glue("ratio", np.float64(6.5))
-    book.glue("count", np.int64(5))
+    page.glue("ratio", np.float64(6.5))
+    page.glue("count", np.int64(5))
     assert type(glued["ratio"]) is float and type(glued["count"]) is int
 
 
 def test_panels_with_the_same_runs_are_described_once_and_each_names_what_it_lacks(monkeypatch):
-    monkeypatch.setattr(book, "show", lambda fig: None)
+    monkeypatch.setattr(page, "show", lambda fig: None)
     quick = {"budget": "quick", "dataset": "cifar10-jpeg"}
     runs = toy_runs(
         *(run_row(a, **quick) for a in ("plain20", "plain56", "resnet20", "resnet56", "resnet110"))
     )
-    notes = book.figure_notes(book.show_figure6(runs, toy_histories(runs))).split("\n\n")
+    notes = page.figure_notes(page.show_figure6(runs, toy_histories(runs))).split("\n\n")
     assert len(notes) == 3 and notes[0].startswith("Shown: budget **quick**") and "Shown" not in notes[1]
     assert notes[1].startswith("*Plain nets:* **Not run yet:** plain-32, plain-44.")
     assert notes[2].startswith("*ResNets:* **Not run yet:** ResNet-32, ResNet-44.")
@@ -174,10 +174,10 @@ def test_panels_with_the_same_runs_are_described_once_and_each_names_what_it_lac
 
 def test_figures_carry_their_budget_data_and_device_under_the_axes(monkeypatch):
     shown = []
-    monkeypatch.setattr(book, "show", shown.append)
+    monkeypatch.setattr(page, "show", shown.append)
     quick = {"budget": "quick", "dataset": "cifar10-jpeg"}
     runs = toy_runs(run_row("plain20", **quick), run_row("plain56", **quick))
-    book.show_figure1(runs, toy_histories(runs))
+    page.show_figure1(runs, toy_histories(runs))
     (figure,) = shown
     assert [text.get_text() for text in figure.texts] == [
         "budget quick (8,000 it., 1/8 of the paper's schedule) · cifar10-jpeg (lossy JPEG copy) · test device"
@@ -192,9 +192,9 @@ def test_nets_of_different_budgets_drawn_together_say_their_budget_in_the_legend
 
 def test_shared_columns_are_named_once_above_a_table():
     table = pd.DataFrame({"run": ["a", "b"], "device": ["H100", "H100"], "minutes": [1.0, 2.0]})
-    rest, note = book.shared_columns(table, keep=["run"])
+    rest, note = page.shared_columns(table, keep=["run"])
     assert list(rest.columns) == ["run", "minutes"] and note == "Every run: device **H100**."
-    one_row, note = book.shared_columns(table.iloc[:1])
+    one_row, note = page.shared_columns(table.iloc[:1])
     assert one_row.equals(table.iloc[:1]) and note == ""  # one run: nothing is "shared"
 
 
@@ -205,7 +205,7 @@ def test_figures_are_drawn_in_the_books_style_without_restyling_the_callers_matp
     # A fresh interpreter: importing the book's modules must leave matplotlib's settings as they were.
     code = (
         "import matplotlib as mpl; before = dict(mpl.rcParams); "
-        "import resnet_repro.book, resnet_repro.explorer, resnet_repro.why; "
+        "import resnet_repro.book.page, resnet_repro.book.explorer, resnet_repro.book.why; "
         "print(sorted(k for k, v in mpl.rcParams.items() if before[k] != v))"
     )
     changed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -223,10 +223,10 @@ def test_tables_keep_snake_case_keys_and_the_page_shows_the_readers_headers():
     table = pd.DataFrame(
         {"net": ["ResNet-20", "ResNet-56"], "our_error": [8.5, 7.0], "our_budget": ["q", "q"]}
     )
-    text = book.markdown_table(table, {"our_error": "{:.1f}"})
+    text = page.markdown_table(table, {"our_error": "{:.1f}"})
     assert (
         text.splitlines()[0] == "| net | our error (%) | our budget |" and "| ResNet-20 | 8.5 | q |" in text
     )
-    rest, sentence = book.shared_columns(table)
+    rest, sentence = page.shared_columns(table)
     assert list(rest.columns) == ["net", "our_error"] and sentence == "Every run: our budget **q**."
-    assert list(book.for_display(table).columns) == ["net", "our error (%)", "our budget"]
+    assert list(page.for_display(table).columns) == ["net", "our error (%)", "our budget"]

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from resnet_repro import notes, plots, tables
-from resnet_repro.precision import bf16_agrees, load_precision_check, precision_summary, precision_verdicts
+from resnet_repro.book import notes, plots, tables
+from resnet_repro.book.precision import (
+    bf16_agrees,
+    load_precision_check,
+    precision_summary,
+    precision_verdicts,
+)
 
 
 def check_rows(bf16_train: list[float], fp32_train: list[float], arch: str = "resnet56") -> pd.DataFrame:

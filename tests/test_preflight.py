@@ -6,9 +6,9 @@ import pytest
 import torch
 from fakes import fake_cifar
 
-from resnet_repro import fast_step
-from resnet_repro.cli import main
-from resnet_repro.preflight import Disagrees, Verdict, compare_losses, flags, preflight
+from resnet_repro.commands.cli import main
+from resnet_repro.gpu import fast_step
+from resnet_repro.gpu.preflight import Disagrees, Verdict, compare_losses, flags, preflight
 
 
 @pytest.fixture(autouse=True)

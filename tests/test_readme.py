@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 import resnet_repro
-from resnet_repro.cli import build_parser
-from resnet_repro.notes import training_time_note
-from resnet_repro.results import load_runs
+from resnet_repro.book.notes import training_time_note
+from resnet_repro.commands.cli import build_parser
+from resnet_repro.runs.loaders import load_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")

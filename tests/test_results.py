@@ -8,26 +8,22 @@ from pathlib import Path
 import pytest
 from fakes import fake_cifar
 
-from resnet_repro import experiments
-from resnet_repro.cli import main
-from resnet_repro.config import RunConfig
-from resnet_repro.experiments import EXPERIMENTS, experiment_configs, experiment_folders, reproduce
-from resnet_repro.results import (
+from resnet_repro.cifar.trainer import train
+from resnet_repro.commands.cli import main
+from resnet_repro.runs.config import RunConfig
+from resnet_repro.runs.files import DiskFullError, atomic_write, atomic_write_text
+from resnet_repro.runs.folders import (
     DEFAULT_RESULTS_DIR,
     HISTORY_FILE,
     RUN_FILE,
-    DiskFullError,
-    atomic_write,
-    atomic_write_text,
     dataset_name,
     is_finished,
-    load_histories,
-    load_layer_std,
-    load_runs,
     run_folder,
 )
-from resnet_repro.runlock import run_lock
-from resnet_repro.trainer import train
+from resnet_repro.runs.loaders import load_histories, load_layer_std, load_runs
+from resnet_repro.runs.lock import run_lock
+from resnet_repro.sweeps import experiments
+from resnet_repro.sweeps.experiments import EXPERIMENTS, experiment_configs, experiment_folders, reproduce
 
 RUN_COLUMNS = [
     "experiment",
@@ -256,7 +252,9 @@ def test_seeds_k_means_seeds_0_to_k_minus_1():
 
 def test_reproduce_trains_only_what_is_missing_and_loads_the_data_once(tmp_path, monkeypatch):
     loads, trained = [], []
-    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda source, **kw: loads.append(source) or "DATA")
+    monkeypatch.setattr(
+        "resnet_repro.cifar.data.load_cifar10", lambda source, **kw: loads.append(source) or "DATA"
+    )
 
     def fake_train(config, results_dir, progress, force, data):
         trained.append((config.arch, data))
@@ -266,7 +264,7 @@ def test_reproduce_trains_only_what_is_missing_and_loads_the_data_once(tmp_path,
             (folder / RUN_FILE).write_text("{}")
         return folder
 
-    monkeypatch.setattr("resnet_repro.trainer.train", fake_train)
+    monkeypatch.setattr("resnet_repro.cifar.trainer.train", fake_train)
     first = reproduce("fig1", "smoke", data="x.tar.gz", results_dir=tmp_path, progress=False)
     assert loads == ["x.tar.gz"] and trained == [("plain20", "DATA"), ("plain56", "DATA")]
     loads.clear(), trained.clear()
@@ -277,7 +275,7 @@ def test_reproduce_trains_only_what_is_missing_and_loads_the_data_once(tmp_path,
 
 
 def test_reproduce_skips_a_run_another_process_is_training(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda source, **kw: fake_cifar())
+    monkeypatch.setattr("resnet_repro.cifar.data.load_cifar10", lambda source, **kw: fake_cifar())
     options = {"iterations": 1, "eval_points": 1, "device": "cpu"}
     busy = run_folder(experiment_configs("fig1", "smoke", **options)[1], tmp_path)  # plain56
     with run_lock(busy):  # as another process would hold it
@@ -287,7 +285,9 @@ def test_reproduce_skips_a_run_another_process_is_training(tmp_path, monkeypatch
 
 
 def test_reproduce_checks_the_results_folder_before_loading_data(tmp_path, monkeypatch):
-    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda *a, **k: pytest.fail("loaded data first"))
+    monkeypatch.setattr(
+        "resnet_repro.cifar.data.load_cifar10", lambda *a, **k: pytest.fail("loaded data first")
+    )
     (tmp_path / "file").write_text("")
     with pytest.raises(OSError, match="is a file, not a folder"):
         reproduce("fig1", "smoke", results_dir=tmp_path / "file", progress=False)
@@ -302,8 +302,10 @@ def test_several_experiments_train_their_shared_runs_once():
 
 def test_a_shard_trains_only_its_slice(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr("resnet_repro.data.load_cifar10", lambda source, **kw: "DATA")
-    monkeypatch.setattr("resnet_repro.trainer.train", lambda config, *a, **kw: trained.append(config.arch))
+    monkeypatch.setattr("resnet_repro.cifar.data.load_cifar10", lambda source, **kw: "DATA")
+    monkeypatch.setattr(
+        "resnet_repro.cifar.trainer.train", lambda config, *a, **kw: trained.append(config.arch)
+    )
     folders = reproduce("fig6", "smoke", results_dir=tmp_path, progress=False, shard="2/4", device="cpu")
     assert trained == ["plain32", "resnet32"] and len(folders) == 2  # runs 2 and 6 of the nine
     with pytest.raises(ValueError, match="K/N"):

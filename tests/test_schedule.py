@@ -2,14 +2,8 @@
 
 import pytest
 
-from resnet_repro.config import RunConfig, resolve_budget
-from resnet_repro.schedule import (
-    WARMUP_LR,
-    eval_iterations,
-    learning_rate,
-    needs_warmup,
-    schedule_for,
-)
+from resnet_repro.paper.recipe import WARMUP_LR, eval_iterations, learning_rate, needs_warmup, schedule_for
+from resnet_repro.runs.config import RunConfig, resolve_budget
 
 
 def test_paper_schedule_drops_by_ten_at_32k_and_48k_and_stops_at_64k():

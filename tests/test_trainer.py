@@ -21,26 +21,26 @@ import torchvision.datasets
 from fakes import TINY, FakeCIFAR10, fake_cifar, make_tar, make_tree
 from PIL import Image
 
-import resnet_repro.data as data_module
-from resnet_repro import trainer
-from resnet_repro.cli import main
-from resnet_repro.config import SPEED_FIELDS, RunConfig
-from resnet_repro.data import CACHE_ENV, CifarData
-from resnet_repro.evaluation import Moments
-from resnet_repro.flops import count_params
+import resnet_repro.cifar.data as data_module
+from resnet_repro.cifar import trainer
+from resnet_repro.cifar.data import CACHE_ENV, CifarData
+from resnet_repro.cifar.evaluation import Moments
+from resnet_repro.cifar.loop import SpeedOptions, TrainingLoop, resolve_speed
+from resnet_repro.cifar.trainer import train
+from resnet_repro.commands.cli import main
 from resnet_repro.models import build_cifar, response_layers
-from resnet_repro.results import (
+from resnet_repro.paper.counting import count_params
+from resnet_repro.runs.config import SPEED_FIELDS, RunConfig
+from resnet_repro.runs.files import read_run_record
+from resnet_repro.runs.folders import (
     CHECKPOINT_FILE,
     DEFAULT_RESULTS_DIR,
     HISTORY_FILE,
     LAYER_STD_FILE,
     RUN_FILE,
-    read_run_record,
 )
-from resnet_repro.runlock import LOCK_FILE, RunLockedError, run_lock
-from resnet_repro.runtime import GracefulInterrupt, resolve_device
-from resnet_repro.trainer import train
-from resnet_repro.training_loop import SpeedOptions, TrainingLoop, resolve_speed
+from resnet_repro.runs.lock import LOCK_FILE, RunLockedError, run_lock
+from resnet_repro.runs.runtime import GracefulInterrupt, resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_layer_std_has_every_response_layer_in_order(reference):
 
 def checkout_commit() -> str:
     """The commit a run here must record: $RESNET_REPRO_COMMIT where set, else this checkout's HEAD."""
-    from resnet_repro.results import COMMIT_ENV
+    from resnet_repro.runs.runtime import COMMIT_ENV
 
     if os.environ.get(COMMIT_ENV):
         return os.environ[COMMIT_ENV]
@@ -192,7 +192,9 @@ def test_a_checkpoint_on_other_data_is_not_resumed(tmp_path):
 def test_warmup_ends_when_training_error_falls_below_the_threshold(
     tmp_path, monkeypatch, threshold, ended_at, lrs
 ):
-    monkeypatch.setattr("resnet_repro.config.needs_warmup", lambda depth: True)  # ResNet-8 warms up like 110
+    monkeypatch.setattr(
+        "resnet_repro.runs.config.needs_warmup", lambda depth: True
+    )  # ResNet-8 warms up like 110
     monkeypatch.setattr(trainer, "WARMUP_CHECK_EVERY", 2)
     monkeypatch.setattr(trainer, "WARMUP_UNTIL_TRAIN_ERROR", threshold)  # 101%: always below; 0%: never
     config = RunConfig(arch="resnet8", budget="smoke", iterations=8, eval_points=4, device="cpu")
@@ -291,7 +293,7 @@ def test_the_throughput_benchmark_runs(capsys):
 
 
 def test_grad_norms_are_recorded_at_initialisation_and_every_eval_point(reference):
-    from resnet_repro.results import GRAD_NORM_FILE
+    from resnet_repro.runs.folders import GRAD_NORM_FILE
 
     lines = read(reference, GRAD_NORM_FILE).splitlines()
     assert lines[0] == "iteration,layer,name,grad_norm"
@@ -303,7 +305,7 @@ def test_grad_norms_are_recorded_at_initialisation_and_every_eval_point(referenc
 
 
 def test_measuring_gradient_norms_changes_no_weights_statistics_or_grads():
-    from resnet_repro.evaluation import gradient_norms
+    from resnet_repro.cifar.evaluation import gradient_norms
 
     torch.manual_seed(0)
     model = build_cifar("resnet8").train()
@@ -335,9 +337,9 @@ def learnable_fake_cifar(n_train: int, n_test: int) -> CifarData:
 def test_reloaded_weights_give_the_recorded_test_error(tmp_path):
     """Half-precision conv weights change the recorded error by less than 0.1 point (here: not at all
     on 1,000 test images), and the file is about half the fp32 size."""
-    from resnet_repro.evaluation import test_error
-    from resnet_repro.results import WEIGHTS_FILE
-    from resnet_repro.weights import load_trained_model
+    from resnet_repro.cifar.evaluation import test_error
+    from resnet_repro.runs.folders import WEIGHTS_FILE
+    from resnet_repro.runs.weights import load_trained_model
 
     data = learnable_fake_cifar(n_train=1000, n_test=1000)
     config = RunConfig(arch="resnet8", budget="smoke", iterations=30, eval_points=1, device="cpu", amp="off")
@@ -372,7 +374,8 @@ SLOW_CLI = """
 import sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 from fakes import fake_cifar
-from resnet_repro import cli, trainer
+from resnet_repro.commands import cli
+from resnet_repro.cifar import trainer
 pause = float(sys.argv[3])
 prepare, step = trainer.prepare_data, trainer.TrainingLoop.step
 trainer.prepare_data = lambda config, data=None, progress=True: prepare(config, fake_cifar(), progress)

@@ -1,4 +1,4 @@
-"""The chapter "Why do residual nets train?" (resnet_repro.why and its checks in claims) on toy frames."""
+"""The chapter "Why do residual nets train?" (resnet_repro.book.why, its checks in claims) on toy frames."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from fakes import EMPTY_RUNS, resnet56_errors, run_row, toy_layer_std, toy_lesions, toy_runs
 from ipywidgets.widgets.widget_link import Link
 
-from resnet_repro import claims, figures, notes, signals, why
-from resnet_repro.results import GRAD_NORM_COLUMNS, RUN_KEYS
+from resnet_repro.book import claims, figure_runs, notes, readings, why
+from resnet_repro.runs.folders import GRAD_NORM_COLUMNS, RUN_KEYS
 
 FOUR = ("plain20", "plain56", "resnet20", "resnet56")
 
@@ -97,7 +97,7 @@ def test_gradient_figure_has_a_column_per_net_with_a_line_per_chosen_iteration()
     runs = four_runs()
     norms = toy_grad_norms(runs, dict.fromkeys(FOUR, 0.5))
     fig = why.gradient_figure(
-        norms, toy_layer_std(runs, dict.fromkeys(FOUR, 1.0)), figures.FIGURES["gradients"][0]
+        norms, toy_layer_std(runs, dict.fromkeys(FOUR, 1.0)), figure_runs.FIGURES["gradients"][0]
     )
     top, bottom = fig.axes[:4], fig.axes[4:]
     assert [ax.get_title() for ax in top] == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
@@ -113,9 +113,9 @@ def test_gradient_figure_has_a_column_per_net_with_a_line_per_chosen_iteration()
 def test_gradient_notes_name_the_runs_without_gradient_norms():
     runs = four_runs()
     norms = toy_grad_norms(runs.iloc[:3], dict.fromkeys(FOUR, 0.5))
-    note = why.gradient_notes(figures.select_figure(runs, "gradients"), norms)
+    note = why.gradient_notes(figure_runs.select_figure(runs, "gradients"), norms)
     assert "**No gradient norms recorded** for ResNet-56" in note and "--force" in note
-    assert "**No run yet**" in why.gradient_notes(figures.select_figure(EMPTY_RUNS, "gradients"), norms)
+    assert "**No run yet**" in why.gradient_notes(figure_runs.select_figure(EMPTY_RUNS, "gradients"), norms)
 
 
 # ---- the lesion figure, notes and slider -------------------------------------------------------
@@ -129,7 +129,7 @@ def lesioned():
 
 def test_lesion_figure_draws_each_net_against_the_removed_block(lesioned):
     runs, lesions = lesioned
-    pairs = why.lesion_pairs(signals.lesion_effects(lesions, figures.select_figure(runs, "lesion")))
+    pairs = why.lesion_pairs(readings.lesion_effects(lesions, figure_runs.select_figure(runs, "lesion")))
     assert list(pairs) == [56] and list(pairs[56]) == ["ResNet-56", "plain-56"]
     fig = why.lesion_figure(pairs)
     ax = fig.axes[0]
@@ -144,11 +144,11 @@ def test_lesion_figure_draws_each_net_against_the_removed_block(lesioned):
 
 def test_lesion_notes_say_how_long_it_took_and_what_is_missing(lesioned):
     runs, lesions = lesioned
-    note = why.lesion_notes(figures.select_figure(runs, "lesion"), lesions)
+    note = why.lesion_notes(figure_runs.select_figure(runs, "lesion"), lesions)
     assert "ResNet-56: intact 7.00% from the stored weights" in note and "27 lesions in 28 s on cpu" in note
     assert "ResNet-110 is added when it has a run" in note
     only_resnet = lesions[lesions.arch == "resnet56"]
-    note = why.lesion_notes(figures.select_figure(runs, "lesion"), only_resnet)
+    note = why.lesion_notes(figure_runs.select_figure(runs, "lesion"), only_resnet)
     assert "**No lesion yet** for plain-56 (about" in note and "cpu (at the speed measured above)" in note
     assert "`python -m resnet_repro analyze lesion /nonexistent/cifar10/quick/plain56-seed0`" in note
     assert 14 < why.lesion_passes("resnet56") < 15.5  # 1 + about half a pass for each of 27 blocks
@@ -166,12 +166,12 @@ def test_the_slider_switches_prerendered_views_in_the_browser(lesioned):
     assert all(isinstance(link, Link) for link in explorer.links)  # jslink: no kernel needed
     assert {(link.source[1], link.target[1]) for link in explorer.links} == {("value", "selected_index")}
     assert why.lesion_explorer(EMPTY_RUNS, lesions) is None
-    assert "analyze lesion" in why.explorer_note(None, figures.select_figure(runs, "lesion")).data
+    assert "analyze lesion" in why.explorer_note(None, figure_runs.select_figure(runs, "lesion")).data
 
 
 def test_class_figure_says_where_the_plain_net_cannot_lose_a_block(lesioned):
     runs, lesions = lesioned
-    tables = {name: why.class_errors(lesions, *figures.net(arch)) for name, arch in
+    tables = {name: why.class_errors(lesions, *figure_runs.net(arch)) for name, arch in
               (("ResNet-56", "resnet56"), ("plain-56", "plain56"))}  # fmt: skip
     fig = why.class_figure(56, 10, tables)  # block 10 = stage2.0: the shape changes
     titles = [ax.get_title() for ax in fig.axes]

@@ -1,6 +1,6 @@
 """What one ImageNet run is: `ImageNetConfig`, with the paper's recipe (section 3.4) as the defaults.
 
-As for CIFAR-10 (`resnet_repro.config`), fields that decide the result (network, schedule, batch,
+As for CIFAR-10 (`resnet_repro.runs.config`), fields that decide the result (network, schedule, batch,
 sizes, seed) are kept apart from those that only decide how fast it is computed (device, workers,
 speed options, how often to checkpoint, and the number of processes), which may change between a run
 and its resumption.
@@ -9,11 +9,19 @@ and its resumption.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-from ..config import DEVICES, PLAIN_SHORTCUT, SWITCH, check_choice, check_types, from_fields
-from ..models import SHORTCUT_OPTIONS
-from .data import Geometry
+from resnet_repro.imagenet.data import Geometry
+from resnet_repro.models import SHORTCUT_OPTIONS
+from resnet_repro.runs.config import (
+    DEVICES,
+    PLAIN_SHORTCUT,
+    SWITCH,
+    check_choice,
+    check_fields,
+    from_fields,
+    setting,
+)
 
 ARCHS = ("plain18", "plain34", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 SCHEDULES = ("plateau", "milestones")
@@ -33,47 +41,61 @@ OPERATIONAL_FIELDS = ("device", "workers", "amp", "channels_last", "checkpoint_m
 class ImageNetConfig:
     """One ImageNet training run. Unknown fields and wrong types are refused with a ValueError."""
 
-    data: str  # the ImageFolder root: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
-    arch: str = "resnet34"  # plain18, plain34, resnet18, resnet34, resnet50, resnet101, resnet152
-    shortcut: str | None = None  # "A" | "B" | "C"; None = the paper's (A for 18/34, B for 50+); plain: "-"
-    schedule: str = "plateau"  # "plateau": lr / 10 when val error stops improving | "milestones"
-    epochs: int | None = None  # None = 120 for plateau (the paper's 60e4 iterations), 90 for milestones
-    milestones: tuple[int, ...] = MILESTONES  # epochs at which "milestones" divides lr by 10
-    patience: int = PLATEAU_PATIENCE  # epochs without improvement before "plateau" divides lr by 10
-    batch_size: int = PAPER_BATCH  # over all processes; each process takes batch_size / processes
-    seed: int = 0  # initial weights, data order and augmentation
-    crop_size: int = 224  # network input, pixels
-    scale_min: int = 256  # training: shorter side resized to a random length in [scale_min, scale_max]
-    scale_max: int = 480
-    test_size: int = 256  # testing: shorter side resized to this before cropping
-    mean_samples: int = MEAN_SAMPLES  # training images averaged for the per-pixel mean
-    ten_crop: bool = True  # also report the paper's 10-crop test error at the end (Tables 2 and 3)
+    data: str = field(
+        metadata={"help": "ImageFolder root with train/<wnid>/ and val/<wnid>/", "accepts": (os.PathLike,)}
+    )
+    arch: str = setting("resnet34", ", ".join(ARCHS), choices=ARCHS)
+    shortcut: str | None = setting(
+        None, "ResNets: A, B or C; default the paper's: A for 18/34 (Table 2), B for 50+"
+    )
+    schedule: str = setting(
+        "plateau",
+        "plateau: lr / 10 when the val error stops improving; milestones: at fixed epochs",
+        choices=SCHEDULES,
+    )
+    epochs: int | None = setting(
+        None,
+        f"default {PLATEAU_EPOCHS} (plateau: the paper's 60e4 iterations) or {MILESTONE_EPOCHS} (milestones)",
+        at_least=1,
+    )
+    milestones: tuple[int, ...] = setting(MILESTONES, "milestones schedule: the epochs where lr / 10")
+    patience: int = setting(
+        PLATEAU_PATIENCE,
+        "plateau schedule: epochs without a 0.1-point gain in val error before lr / 10",
+        at_least=1,
+    )
+    batch_size: int = setting(
+        PAPER_BATCH, "over all processes; each takes batch_size / processes", at_least=1
+    )
+    seed: int = setting(0, "initial weights, data order and augmentation", at_least=0)
+    crop_size: int = setting(224, "network input, pixels", at_least=1)
+    scale_min: int = setting(
+        256, "training: shorter side resized to a random length in [scale_min, scale_max]"
+    )
+    scale_max: int = setting(480, "training: the longest shorter side (see scale_min)")
+    test_size: int = setting(256, "testing: shorter side resized to this before cropping", at_least=1)
+    mean_samples: int = setting(MEAN_SAMPLES, "training images averaged for the per-pixel mean", at_least=1)
+    ten_crop: bool = setting(True, "also report the paper's 10-crop test error at the end (Tables 2 and 3)")
     # How it is computed (may change between a run and its resumption):
-    device: str = "auto"  # "auto" (CUDA if available) | "cpu" | "cuda"; one GPU per process
-    workers: int = 8  # DataLoader worker processes per training process (decoding and augmentation)
-    amp: str = "auto"  # bf16 autocast, weights and batch-norm statistics in fp32; auto = on CUDA
-    channels_last: str = "auto"  # NHWC memory layout; auto = on CUDA
-    checkpoint_minutes: float = 10.0  # checkpoint at least this often (and at every epoch's end)
+    device: str = setting("auto", "auto = CUDA if available; one GPU per process", choices=DEVICES)
+    workers: int = setting(8, "DataLoader worker processes per training process", at_least=0)
+    amp: str = setting(
+        "auto", "bf16 autocast; weights and batch-norm statistics stay fp32", choices=SWITCH, auto="on CUDA"
+    )
+    channels_last: str = setting("auto", "NHWC memory layout", choices=SWITCH, auto="on CUDA")
+    checkpoint_minutes: float = setting(
+        10.0, "checkpoint at least this often, and at every epoch's end", above=0
+    )
 
     def __post_init__(self):
-        check_types(self, _TYPES)
+        check_fields(self)
         if not all(isinstance(m, int) and not isinstance(m, bool) for m in self.milestones):
             raise ValueError(f"milestones must be integers (epochs), got {self.milestones!r}")
         object.__setattr__(self, "data", os.fspath(self.data))
         object.__setattr__(self, "milestones", tuple(self.milestones))
-        check_choice("arch", self.arch, ARCHS)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        check_choice("device", self.device, DEVICES)
-        check_choice("amp", self.amp, SWITCH)
-        check_choice("channels_last", self.channels_last, SWITCH)
         object.__setattr__(self, "shortcut", self._resolve_shortcut())
         if self.epochs is None:
             object.__setattr__(self, "epochs", self.default_epochs())
-        for name in ("epochs", "patience", "batch_size", "mean_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.seed < 0 or self.workers < 0 or self.checkpoint_minutes <= 0:
-            raise ValueError("seed and workers must be >= 0, and checkpoint_minutes > 0")
         if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
             raise ValueError(f"milestones must be increasing positive epochs, got {self.milestones}")
         self.geometry()  # checks the sizes
@@ -131,18 +153,3 @@ class ImageNetConfig:
         """What decides the result; a checkpoint or finished run only stands for a config with the same."""
         values = self.to_dict()
         return {key: values[key] for key in values if key not in OPERATIONAL_FIELDS and key != "data"}
-
-
-_TYPES = {
-    "data": (str, os.PathLike),
-    "arch": (str,),
-    "shortcut": (str, type(None)),
-    "schedule": (str,),
-    "epochs": (int, type(None)),
-    "milestones": (tuple, list),
-    "checkpoint_minutes": (float, int),
-    "ten_crop": (bool,),
-    **{name: (int,) for name in ("patience", "batch_size", "seed", "crop_size", "scale_min", "scale_max")},
-    **{name: (int,) for name in ("test_size", "mean_samples", "workers")},
-    **{name: (str,) for name in ("device", "amp", "channels_last")},
-}

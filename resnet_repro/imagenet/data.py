@@ -31,7 +31,7 @@ from torch.utils.data import Dataset, Sampler
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from ..data import DataError
+from resnet_repro.cifar.data import DataError
 
 SPLITS = ("train", "val")
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..runtime import resolve_device
+from resnet_repro.runs.runtime import resolve_device
 
 
 @dataclass(frozen=True)

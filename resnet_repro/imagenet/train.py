@@ -1,7 +1,7 @@
 """Train one ImageNet network with the paper's recipe (section 3.4), on one process or many.
 
 The recipe: batch 256 over all processes, SGD with momentum 0.9 and weight decay 1e-4, lr 0.1 divided
-by 10 when the validation error plateaus (or at fixed epochs), the augmentation of `data.py`; the
+by 10 when the validation error plateaus (or at fixed epochs), the augmentation of `cifar/data.py`; the
 validation error of the center crop after every epoch, and at the end also the paper's 10-crop test.
 
 Many processes: `torchrun` starts one per GPU; DistributedDataParallel averages the gradients, each
@@ -30,34 +30,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..flops import count_macs, count_params
-from ..models import imagenet_plain, imagenet_resnet
-from ..results import (
-    CHECKPOINT_FILE,
-    DEFAULT_RESULTS_DIR,
-    HISTORY_FILE,
-    RUN_FILE,
-    atomic_write,
-    is_finished,
-    read_run_record,
-    write_csv,
-    write_json,
-)
-from ..runtime import (
-    Clock,
-    GracefulInterrupt,
-    Tally,
-    check_same_run,
-    cudnn_benchmark,
-    device_name,
-    load_checkpoint,
-    run_provenance,
-    run_record,
-    save_checkpoint,
-)
-from ..schedule import BASE_LR, LR_DIVISOR, MOMENTUM, WEIGHT_DECAY, Schedule, learning_rate
-from .config import ImageNetConfig
-from .data import (
+from resnet_repro.imagenet.config import ImageNetConfig
+from resnet_repro.imagenet.data import (
     PCA_STD,
     TEN_CROPS,
     EpochSampler,
@@ -72,7 +46,30 @@ from .data import (
     ten_crop_transform,
     train_transform,
 )
-from .distributed import Processes, start_processes
+from resnet_repro.imagenet.distributed import Processes, start_processes
+from resnet_repro.models import imagenet_plain, imagenet_resnet
+from resnet_repro.paper.counting import count_macs, count_params
+from resnet_repro.paper.recipe import BASE_LR, LR_DIVISOR, MOMENTUM, WEIGHT_DECAY, Schedule, learning_rate
+from resnet_repro.runs.files import atomic_write, read_run_record, write_csv, write_json
+from resnet_repro.runs.folders import (
+    CHECKPOINT_FILE,
+    DEFAULT_RESULTS_DIR,
+    HISTORY_FILE,
+    RUN_FILE,
+    is_finished,
+)
+from resnet_repro.runs.runtime import (
+    Clock,
+    GracefulInterrupt,
+    Tally,
+    check_same_run,
+    cudnn_benchmark,
+    device_name,
+    load_checkpoint,
+    run_provenance,
+    run_record,
+    save_checkpoint,
+)
 
 HISTORY_COLUMNS = ["iteration", "epoch", "lr", "train_loss", "train_error", "test_error", "test_top5_error"]
 MODEL_FILE = "model.pt"  # the trained weights and the mean image: days of GPU time, so they are kept
@@ -574,7 +571,7 @@ def _epoch_line(row: dict, epochs: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Results: the run-folder format of the CIFAR-10 runs (results.py), read by results.load_runs
+# Results: the run-folder format of the CIFAR-10 runs (runs/folders.py), read by runs.loaders.load_runs
 # ---------------------------------------------------------------------------------------------------------
 
 

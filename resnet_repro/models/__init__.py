@@ -1,7 +1,7 @@
 """The paper's networks: CIFAR-10 (section 4.2) and ImageNet (Table 1), plain and residual."""
 
-from .blocks import SHORTCUT_OPTIONS, BasicBlock, Bottleneck
-from .cifar import (
+from resnet_repro.models.blocks import SHORTCUT_OPTIONS, BasicBlock, Bottleneck
+from resnet_repro.models.cifar import (
     DEPTH_RULE,
     PAPER_DEPTHS,
     CifarNet,
@@ -12,7 +12,7 @@ from .cifar import (
     parse_arch,
     response_layers,
 )
-from .imagenet import ImageNetNet, imagenet_plain, imagenet_resnet, vgg
+from resnet_repro.models.imagenet import ImageNetNet, imagenet_plain, imagenet_resnet, vgg
 
 __all__ = [
     "DEPTH_RULE",

@@ -13,7 +13,7 @@ import re
 
 from torch import Tensor, nn
 
-from .blocks import BasicBlock, check_shortcut, conv3x3, init_he, make_stage
+from resnet_repro.models.blocks import BasicBlock, check_shortcut, conv3x3, init_he, make_stage
 
 STAGE_WIDTHS = (16, 32, 64)
 PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)

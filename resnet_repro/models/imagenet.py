@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models import vgg16, vgg19
 
-from .blocks import BasicBlock, Bottleneck, check_shortcut, init_he, make_stage
+from resnet_repro.models.blocks import BasicBlock, Bottleneck, check_shortcut, init_he, make_stage
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 

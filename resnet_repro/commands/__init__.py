@@ -1,0 +1,1 @@
+"""`python -m resnet_repro ...`: parse and check the command line, then call a layer below."""
