@@ -41,11 +41,19 @@ from resnet_repro.cifar.augment import mean_image, normalize
 from resnet_repro.cifar.data import CifarData
 from resnet_repro.cifar.evaluation import EVAL_BATCH, autocast
 from resnet_repro.runs.files import write_csv
-from resnet_repro.runs.folders import LANDSCAPE_COLUMNS, LANDSCAPE_FILE, WEIGHTS_FILE, is_finished
+from resnet_repro.runs.folders import (
+    FP32_CHECK,
+    LANDSCAPE_COLUMNS,
+    LANDSCAPE_FILE,
+    SLICE,
+    SUBSET_CHECK,
+    SURFACE,
+    WEIGHTS_FILE,
+    is_finished,
+)
 from resnet_repro.runs.lock import run_lock
 from resnet_repro.runs.weights import weights_sha256
 
-SURFACE, SLICE, FP32_CHECK, SUBSET_CHECK = "surface", "slice", "fp32 check", "subset check"
 PARTIAL_FILE = ".landscape.partial.csv"  # the points done so far, while `analyze landscape` runs
 DECIMALS = 6  # coordinates as stored, so a point read back is the point asked for
 
@@ -72,7 +80,7 @@ class LandscapeSettings:
         if self.check_subset and self.points < 5:
             raise ValueError(
                 f"check_subset needs points >= 5 (a coarse grid of 3 or more), got {self.points}"
-            )  # noqa: E501
+            )
         if not self.span > 0:
             raise ValueError(f"span must be positive, got {self.span}")
         if self.images < 1:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from resnet_repro.book.figure_runs import Selection, label, rows_of
+from resnet_repro.runs.folders import FP32_CHECK, SLICE, SUBSET_CHECK, SURFACE
 
 # "The backward propagated gradients exhibit healthy norms": not so if the first layers' gradients fall by
 # two orders of magnitude (or more) below the last layers'.
@@ -110,7 +111,6 @@ def lesion_effects(lesions: pd.DataFrame, selection: Selection) -> dict[str, Les
 # The loss landscape (landscape.csv, Li et al.'s method): curvature on the grid, bf16 against fp32
 # ---------------------------------------------------------------------------------------------------------
 
-SURFACE, SLICE, FP32_CHECK, SUBSET_CHECK = "surface", "slice", "fp32 check", "subset check"  # landscape.py's
 # Near theta*: the grid points with |alpha| and |beta| at most this share of the grid's span.
 NEAR_THETA = 0.5
 # A point curves downward (is not locally convex) when the smaller eigenvalue of the surface's Hessian there

@@ -170,11 +170,11 @@ def field_help(cls, name: str) -> str:
     return f"{text} (default {default}{': ' if default == 'auto' else '; auto: '}{auto})"
 
 
-_QUICK, _FULL = round(PAPER_ITERATIONS * DEFAULT_QUICK_FACTOR), PAPER_ITERATIONS
+_QUICK, _FULL = (resolve_budget(name).iterations // 1000 for name in ("quick", "full"))
 BUDGET_HELP = (
     f"how long to train: smoke = {SMOKE_ITERATIONS} iterations on {SMOKE_SUBSET[0]}/{SMOKE_SUBSET[1]} images "
     "(seconds, checks the plumbing); quick = the paper's iteration counts x "
-    f"{Fraction(DEFAULT_QUICK_FACTOR)} ({_QUICK // 1000}k iterations); full = the paper's {_FULL // 1000}k"
+    f"{Fraction(DEFAULT_QUICK_FACTOR)} ({_QUICK}k iterations); full = the paper's {_FULL}k"
 )
 
 

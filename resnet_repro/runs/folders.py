@@ -55,6 +55,7 @@ GRAD_NORM_COLUMNS = ["iteration", "layer", "name", "grad_norm"]
 # process CPU time (every thread's); direction_seed: of the two directions; threads: the CPU threads torch
 # used.
 LANDSCAPE_FILE = "landscape.csv"
+SURFACE, SLICE, FP32_CHECK, SUBSET_CHECK = "surface", "slice", "fp32 check", "subset check"  # its kinds
 LANDSCAPE_COLUMNS = ["kind", "alpha", "beta", "loss", "error", "seconds", "cpu_seconds", "images"]
 LANDSCAPE_COLUMNS += ["direction_seed", "device", "amp", "compiled", "threads", "weights_sha256"]
 RUN_KEYS = ["run", "arch", "family", "depth", "shortcut", "seed", "budget", "dataset"]
