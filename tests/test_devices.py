@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.sweeps import experiments
+from resnet_repro.runs.queue import raise_if_failed
 from resnet_repro.sweeps.spread import (
     CPU,
     DEVICE_ENV,
@@ -60,14 +60,14 @@ def test_one_run_per_device_at_a_time_and_every_run_once(tmp_path):
     ledger = tmp_path / "ledger.jsonl"
     jobs = [recorder(f"run{i}", ledger) for i in range(5)]
     outcomes = spread(jobs, ["fake0", "fake1"], log_dir=tmp_path / "logs", report=None, poll_s=0.02)
-    assert [o.job.name for o in outcomes] == [f"run{i}" for i in range(5)] and all(o.ok for o in outcomes)
+    assert [o.name for o in outcomes] == [f"run{i}" for i in range(5)] and all(o.ok for o in outcomes)
     rows = read_ledger(ledger)
     assert sorted(name for name, *_ in rows) == [f"run{i}" for i in range(5)]
     for device in ("fake0", "fake1"):
         on_device = [(start, end) for _, d, start, end in rows if d == device]
         assert on_device and overlaps(on_device) == 1
     assert overlaps([(start, end) for *_, start, end in rows]) == 2  # both devices busy at once
-    assert {o.device for o in outcomes} == {"fake0", "fake1"}
+    assert {o.place for o in outcomes} == {"fake0", "fake1"}
     assert "job run3 says hello" in (tmp_path / "logs" / "run3.log").read_text()
 
 
@@ -83,28 +83,25 @@ def test_a_failed_run_is_reported_and_the_others_still_run(tmp_path):
     jobs = [recorder("good0", ledger), recorder("bad", ledger, exit_code=3), recorder("good1", ledger)]
     messages = []
     outcomes = spread(jobs, ["fake0"], log_dir=tmp_path, report=messages.append, poll_s=0.02)
-    assert [o.returncode for o in outcomes] == [0, 3, 0]
+    assert [(o.status, o.detail) for o in outcomes] == [("done", None), ("failed", "exit 3"), ("done", None)]
     assert any("bad: FAILED (exit 3)" in m and "bad.log" in m for m in messages)
     assert len(read_ledger(ledger)) == 3
 
 
-def test_a_run_another_process_is_training_is_skipped_not_failed(tmp_path, monkeypatch):
+def test_a_run_another_process_is_training_is_skipped_not_failed(tmp_path):
     ledger = tmp_path / "ledger.jsonl"
     messages = []
     outcomes = spread([recorder("busy", ledger, exit_code=LOCKED_EXIT)], ["fake0"], report=messages.append)
-    assert outcomes[0].returncode == LOCKED_EXIT
+    assert outcomes[0].status == "locked"
     assert any("busy: skipped (another process is training it" in m for m in messages)
-    monkeypatch.setattr(
-        "resnet_repro.sweeps.spread.spread", lambda *a, **k: outcomes
-    )  # the sweep does not fail
-    experiments._train_in_parallel([RunConfig(budget="smoke")], ["cpu"], 1, tmp_path, False, None, False)
+    raise_if_failed(outcomes)  # the sweep does not fail
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="no devices"):
         spread([], [])
-    with pytest.raises(ValueError, match="per_device"):
-        spread([], ["0"], per_device=0)
+    with pytest.raises(ValueError, match="runs at once must be at least 1"):
+        spread([], ["0"], per_device=0)  # runs at once
 
 
 def test_shards_are_disjoint_and_cover_the_sweep():
@@ -200,8 +197,8 @@ def test_a_time_limit_stops_running_jobs_and_starts_no_more(tmp_path):
     messages = []
     outcomes = spread(jobs, ["fake0"], report=messages.append, poll_s=0.02, seconds=1.0, stop_grace_s=5)
     long, waiting = outcomes
-    assert long.started and long.stopped and not long.ok and long.seconds < 10  # Ctrl-C'ed, not waited for
-    assert not waiting.started and waiting.device is None
+    assert long.status == "stopped" and long.seconds < 10  # Ctrl-C'ed, not waited for
+    assert waiting.status == "not started" and waiting.place is None
     assert any("time limit" in m for m in messages)
 
 
@@ -211,7 +208,7 @@ def test_a_job_that_cannot_fit_in_the_time_left_is_skipped(tmp_path):
     outcomes = spread(
         jobs, ["fake0"], report=None, poll_s=0.02, seconds=60, fits=lambda number, left: number != 1
     )
-    assert [o.started for o in outcomes] == [True, False, True] and outcomes[2].ok
+    assert [o.status for o in outcomes] == ["done", "skipped", "done"]
     assert sorted(name for name, *_ in read_ledger(ledger)) == ["also-short", "short"]
 
 

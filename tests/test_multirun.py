@@ -11,7 +11,7 @@ from fakes import fake_cifar
 from resnet_repro.cifar.loop import TrainingLoop
 from resnet_repro.cifar.trainer import train
 from resnet_repro.gpu import multirun
-from resnet_repro.gpu.multirun import longest_first, train_concurrently
+from resnet_repro.gpu.multirun import train_concurrently
 from resnet_repro.runs.config import RunConfig
 from resnet_repro.runs.folders import (
     CHECKPOINT_FILE,
@@ -20,6 +20,7 @@ from resnet_repro.runs.folders import (
     LAYER_STD_FILE,
     run_folder,
 )
+from resnet_repro.runs.queue import longest_first
 from resnet_repro.runs.runtime import GracefulInterrupt
 from resnet_repro.sweeps import experiments
 
@@ -78,9 +79,9 @@ def test_a_stop_request_checkpoints_every_run_and_the_same_call_resumes_them(
     monkeypatch.setattr(TrainingLoop, "step", step)
     outcomes = train_concurrently(RUNS, tmp_path, data, at_once=2, report=None)
     assert "stopped" in [o.status for o in outcomes]
-    for outcome in outcomes:
+    for config, outcome in zip(RUNS, outcomes, strict=True):
         if outcome.status == "stopped":
-            assert (run_folder(outcome.config, tmp_path) / CHECKPOINT_FILE).is_file()
+            assert (run_folder(config, tmp_path) / CHECKPOINT_FILE).is_file()
     monkeypatch.undo()
     outcomes = train_concurrently(RUNS, tmp_path, data, report=None)
     assert [o.status for o in outcomes] == ["done", "done"]
@@ -133,11 +134,12 @@ def test_runs_start_longest_first_a_failure_stops_no_other_and_a_spent_limit_sta
     outcomes = train_concurrently(configs, at_once=1, report=None)
     assert started == ["resnet20", "resnet14", "resnet8"]
     assert [o.status for o in outcomes] == ["done", "failed", "done"]
-    assert "out of memory" in outcomes[1].error
+    assert "out of memory" in outcomes[1].detail
     started.clear()
     outcomes = train_concurrently(configs, seconds=0, report=None)
     assert started == [] and {o.status for o in outcomes} == {"not started"}
-    outcomes = train_concurrently(configs, fits=lambda config, left: config.arch != "resnet14", report=None)
+    fits = lambda config, left: config.arch != "resnet14"  # noqa: E731
+    outcomes = train_concurrently(configs, seconds=3600, fits=fits, report=None)
     assert [o.status for o in outcomes] == ["done", "failed", "skipped"]
 
 

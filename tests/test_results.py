@@ -279,8 +279,9 @@ def test_reproduce_skips_a_run_another_process_is_training(tmp_path, monkeypatch
     options = {"iterations": 1, "eval_points": 1, "device": "cpu"}
     busy = run_folder(experiment_configs("fig1", "smoke", **options)[1], tmp_path)  # plain56
     with run_lock(busy):  # as another process would hold it
-        folders = reproduce("fig1", "smoke", results_dir=tmp_path, progress=False, **options)
-    assert f"[2/2] skipped: {busy}: another process is training this run" in capsys.readouterr().out
+        folders = reproduce("fig1", "smoke", results_dir=tmp_path, **options)
+    said = capsys.readouterr().out
+    assert f"[2/2] {busy}: skipped ({busy}: another process is training this run" in said
     assert [is_finished(folder) for folder in folders] == [True, False]
 
 

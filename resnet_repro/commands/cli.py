@@ -266,7 +266,7 @@ SET_BY_NAME = ("budget", "data", "device")  # reproduce's own parameters
 
 def _reproduce(args: argparse.Namespace) -> int:
     from resnet_repro.runs.folders import is_finished
-    from resnet_repro.sweeps.experiments import experiment_folders, reproduce
+    from resnet_repro.sweeps.experiments import SweepOptions, experiment_folders, reproduce
     from resnet_repro.sweeps.spread import parse_shard, shard
 
     if args.dry_run:
@@ -284,14 +284,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         for folder in folders:
             print(f"{'done   ' if is_finished(folder) else 'to train'}  {folder}")
         return 0
-    folders = reproduce(
-        args.experiments,
-        budget=args.budget,
-        data=args.data,
+    sweep = SweepOptions(
         results_dir=args.out,
-        device=args.device,
-        seeds=args.seeds,
-        include_1202=args.include_1202,
         progress=not args.no_progress,
         force=args.force,
         per_gpu=args.per_gpu,
@@ -299,6 +293,15 @@ def _reproduce(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         in_process=args.in_process,
         compile_cache=args.compile_cache,
+    )
+    folders = reproduce(
+        args.experiments,
+        args.budget,
+        args.seeds,
+        args.include_1202,
+        sweep,
+        data=args.data,
+        device=args.device,
         **_config_fields(args, leave_out=SET_BY_NAME),
     )
     unfinished = [folder for folder in folders if not is_finished(folder)]

@@ -15,7 +15,8 @@ those of a run trained alone, and on the CPU its numbers are bit for bit those o
   the value every run picks, so no run's restore changes it under another;
 - graph captures: one at a time (fast_step's lock), in thread-local capture mode;
 - Ctrl-C and the time limit: the main thread asks every running run to stop at its next step with a
-  checkpoint (`GracefulInterrupt.request_all`); runs not started yet are not started.
+  checkpoint (`GracefulInterrupt.request_all`, in `runs.queue.Threads`); runs not started yet are not
+  started.
 
 Runs start longest first, so that the last ones to finish are short and the GPU is not left with one run.
 """
@@ -23,11 +24,8 @@ Runs start longest first, so that the last ones to finish are short and the GPU 
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
-import time
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,32 +34,9 @@ from resnet_repro.cifar.data import CifarData
 from resnet_repro.cifar.loop import resolve_speed
 from resnet_repro.cifar.trainer import train
 from resnet_repro.runs.config import RunConfig
-from resnet_repro.runs.runtime import GracefulInterrupt, cudnn_benchmark, resolve_device
-
-POLL_S = 0.2
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    config: RunConfig
-    status: str  # "done", "stopped" (checkpoint saved), "failed", "skipped" (cannot finish in time),
-    # "not started" (time limit or Ctrl-C came first)
-    seconds: float = 0.0
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "done"
-
-
-def run_size(config: RunConfig) -> int:
-    """iterations x depth: what a run's length is roughly proportional to."""
-    return config.plan().iterations * config.depth
-
-
-def longest_first(configs: Sequence[RunConfig]) -> list[RunConfig]:
-    """The runs ordered by `run_size`, the largest first (a stable sort: ties keep their order)."""
-    return sorted(configs, key=run_size, reverse=True)
+from resnet_repro.runs.folders import run_name
+from resnet_repro.runs.queue import Outcome, Threads, run_queue, run_size
+from resnet_repro.runs.runtime import cudnn_benchmark, resolve_device
 
 
 def train_concurrently(
@@ -73,87 +48,38 @@ def train_concurrently(
     fits: Callable[[RunConfig, float], bool] | None = None,
     force: bool = False,
     report: Callable[[str], None] | None = print,
-) -> list[RunOutcome]:
+) -> list[Outcome]:
     """Train `configs` in this process, at most `at_once` at a time (default: all); outcomes in their order.
 
     data: CIFAR-10 already loaded (each run takes its subset/validation split as `train` does); None
-    loads it in every run. seconds: a time limit, after which running runs stop with a checkpoint (the
-    same call resumes them) and waiting ones never start; fits(config, seconds left) may skip a run that
-    cannot finish in the time left. A failed run does not stop the others. Ctrl-C stops all (each saves
-    its checkpoint) and is raised again.
+    loads it in every run. The time limit (`seconds`, `fits(config, seconds left)`), Ctrl-C and failures
+    are `runs.queue.run_queue`'s rules.
     """
-    say = report or (lambda _message: None)
     configs = list(configs)
-    order = longest_first(configs)
-    number = {id(config): i for i, config in enumerate(configs)}
-    waiting: queue.SimpleQueue[RunConfig] = queue.SimpleQueue()
-    for config in order:
-        waiting.put(config)
-    outcomes: dict[int, RunOutcome] = {}
-    stop = threading.Event()
-    deadline = None if seconds is None else time.monotonic() + seconds
-    workers = max(1, min(at_once or len(configs), len(configs)))
-
-    def work() -> None:
-        stream = None
-        while True:
-            try:
-                config = waiting.get_nowait()
-            except queue.Empty:
-                return
-            index = number[id(config)]
-            name = f"[{index + 1}/{len(configs)}] {config.arch}-{config.shortcut}-seed{config.seed}"
-            left = float("inf") if deadline is None else deadline - time.monotonic()
-            if stop.is_set() or left <= 0:
-                outcomes[index] = RunOutcome(config, "not started")
-                continue
-            if fits is not None and not fits(config, left):
-                say(f"{name}: skipped, cannot finish in {left:.0f} s")
-                outcomes[index] = RunOutcome(config, "skipped")
-                continue
-            device = resolve_device(config.device)
-            if device.type == "cuda" and stream is None:
-                stream = torch.cuda.Stream(device)  # this thread's runs go on their own stream
-            say(f"{name}: started")
-            began = time.monotonic()
-            try:
-                with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-                    train(config, results_dir, progress=False, force=force, data=data)
-                    if stream is not None:
-                        stream.synchronize()
-                outcome = RunOutcome(config, "done", time.monotonic() - began)
-            except KeyboardInterrupt:
-                outcome = RunOutcome(config, "stopped", time.monotonic() - began)
-            except Exception as err:  # one failed run must not end the others
-                message = f"{type(err).__name__}: {' '.join(str(err).split())[:500]}"
-                outcome = RunOutcome(config, "failed", time.monotonic() - began, message)
-            outcomes[index] = outcome
-            detail = f" ({outcome.error})" if outcome.error else ""
-            say(f"{name}: {outcome.status} in {outcome.seconds:.0f} s{detail}")
-
+    order = sorted(range(len(configs)), key=lambda i: run_size(configs[i]), reverse=True)
+    launcher = Threads(
+        functools.partial(_train_on_own_stream, results_dir=results_dir, data=data, force=force), run_name
+    )
     first = configs[0] if configs else None
     benchmark = first is not None and resolve_speed(first, resolve_device(first.device), 1).cudnn_benchmark
-    threads = [threading.Thread(target=work, name=f"run-{i}", daemon=True) for i in range(workers)]
     with cudnn_benchmark(benchmark):
-        for thread in threads:
-            thread.start()
-        interrupted = False
-        try:
-            while any(thread.is_alive() for thread in threads):
-                if not stop.is_set() and deadline is not None and time.monotonic() >= deadline:
-                    say("time limit reached: stopping the running runs (they save checkpoints)")
-                    stop.set()
-                if stop.is_set():
-                    GracefulInterrupt.request_all()  # again each poll: a run may have just started
-                for thread in threads:
-                    thread.join(timeout=POLL_S / len(threads))
-        except KeyboardInterrupt:
-            interrupted = True
-            stop.set()
-            while any(thread.is_alive() for thread in threads):
-                GracefulInterrupt.request_all()
-                for thread in threads:
-                    thread.join(timeout=POLL_S)
-    if interrupted:
-        raise KeyboardInterrupt
-    return [outcomes.get(i, RunOutcome(config, "not started")) for i, config in enumerate(configs)]
+        outcomes = run_queue(
+            [configs[i] for i in order],
+            launcher,
+            places=("thread",),
+            per_place=max(1, min(at_once or len(configs), len(configs))),
+            seconds=seconds,
+            fits=None if fits is None else lambda index, left: fits(configs[order[index]], left),
+            report=report,
+        )
+    by_input = dict(zip(order, outcomes, strict=True))
+    return [by_input[i] for i in range(len(configs))]
+
+
+def _train_on_own_stream(config: RunConfig, results_dir, data, force) -> None:
+    device = resolve_device(config.device)
+    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+    with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+        train(config, results_dir, progress=False, force=force, data=data)
+        if stream is not None:
+            stream.synchronize()

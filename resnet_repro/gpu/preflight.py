@@ -261,7 +261,7 @@ def check_multirun(context: Context) -> tuple[str, dict]:
     began = time.perf_counter()
     outcomes = train_concurrently(configs, together, context.data, report=None)
     together_s = time.perf_counter() - began
-    failed = [f"seed {o.config.seed}: {o.status} {o.error or ''}" for o in outcomes if not o.ok]
+    failed = [f"{o.name}: {o.status} {o.detail or ''}" for o in outcomes if not o.ok]
     if failed:
         raise RuntimeError("; ".join(failed))
     for config in configs:

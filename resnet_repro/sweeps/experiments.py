@@ -8,18 +8,15 @@ shortcut comparison and Figure 7 never train it twice; on other data it is anoth
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from resnet_repro.runs.config import PLAIN_SHORTCUT, RunConfig
 from resnet_repro.runs.folders import DEFAULT_RESULTS_DIR, is_finished, run_folder
-from resnet_repro.runs.lock import RunLockedError, check_writable
-from resnet_repro.sweeps.spread import CPU, INTERRUPTED_EXITS, LOCKED_EXIT
-
-STOP_GRACE_S = 30.0  # at a time limit, how long runs may take to write their checkpoints
+from resnet_repro.runs.lock import check_writable
+from resnet_repro.runs.queue import Inline, Outcome, longest_first, raise_if_failed, run_queue, run_size
+from resnet_repro.sweeps.spread import CPU
 
 _PLAIN_DEPTHS = (20, 32, 44, 56)
 _RESNET_DEPTHS = (20, 32, 44, 56, 110)
@@ -77,40 +74,63 @@ def experiment_configs(
     ]
 
 
+@dataclass(frozen=True)
+class SweepOptions:
+    """How a sweep trains its runs; none of these changes a run's result.
+
+    results_dir: where the run folders go (default data/results). force: train finished runs again.
+    per_gpu: this many runs at once on each visible GPU (or on the CPU without one, each on its share of
+    the cores), as subprocesses with logs in <results_dir>/logs/ (with several GPUs they always spread
+    over all of them); None: 1 on a GPU, and on the CPU what its committed benchmark shows to be fastest
+    (`spread.runs_per_cpu`). shard: "K/N", only the K-th of N disjoint slices of the runs (one per node).
+    minutes: the time limit (`runs.queue`'s stop rule); runs that cannot finish in the time left, judged
+    from finished runs of the same network, are not started. in_process: the runs in this process instead,
+    per_gpu at a time, each in its own thread and CUDA stream (`gpu.multirun`: their kernels overlap on
+    the GPU, which separate processes' do not). compile_cache: a file of torch.compile's caches
+    (`gpu.compile_cache`), loaded first if it is there and written at the end (in_process only).
+    """
+
+    results_dir: str | os.PathLike | None = None
+    progress: bool = True
+    force: bool = False
+    per_gpu: int | None = 1
+    shard: str | None = None
+    minutes: float | None = None
+    in_process: bool = False
+    compile_cache: str | os.PathLike | None = None
+
+    def __post_init__(self):
+        if self.per_gpu is not None and (isinstance(self.per_gpu, bool) or self.per_gpu < 1):
+            raise ValueError(f"per_gpu must be a positive integer or None (auto), got {self.per_gpu!r}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes must be positive, got {self.minutes!r}")
+        if self.shard is not None:
+            from resnet_repro.sweeps.spread import parse_shard
+
+            parse_shard(self.shard)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.minutes is None else self.minutes * 60
+
+
+SWEEP_OPTIONS = tuple(field.name for field in fields(SweepOptions))
+
+
 def reproduce(
     experiments: str | Sequence[str],
     budget: str = "quick",
-    data: str | os.PathLike | None = None,
-    results_dir: str | os.PathLike | None = None,
-    device: str = "auto",
     seeds: int = 1,
     include_1202: bool = False,
-    progress: bool = True,
-    force: bool = False,
-    per_gpu: int | None = 1,
-    shard: str | None = None,
-    minutes: float | None = None,
-    in_process: bool = False,
-    compile_cache: str | os.PathLike | None = None,
-    **overrides,
+    sweep: SweepOptions | None = None,
+    **settings,
 ) -> list[Path]:
     """Train every run of `experiments` that is not finished yet; return all their run folders, in order.
 
     Finished runs are skipped (without even loading the data); the data is loaded once for the rest.
-    per_gpu: train this many runs at once on each visible GPU (or on the CPU if there is none, each on
-    its share of the cores), as subprocesses (with several GPUs they are always spread over all of them);
-    None: 1 on a GPU, and on the CPU what its committed benchmark shows to be fastest
-    (`spread.runs_per_cpu`).
-    shard: "K/N", train only the K-th of N disjoint slices of the runs (one per node of a cluster).
-    minutes: a time limit; runs still training then are stopped with a checkpoint (the same call resumes
-    them), and runs that cannot finish in the time left (judged from finished runs of the same network)
-    are not started.
-    in_process: train the runs in this process instead, per_gpu at a time, each in its own thread and
-    CUDA stream (multirun.py): their kernels overlap on the GPU, which separate processes' do not.
-    compile_cache: a file of torch.compile's caches (compile_cache.py), loaded first if it is there and
-    written at the end (in_process only: subprocesses would each write their own).
-    overrides: other RunConfig fields (iterations, eval_points, val_split, speed options, ...).
-    Raises RuntimeError if a run failed.
+    sweep: how the runs are trained (`SweepOptions`); its fields may also be passed by name among
+    `settings`. The other settings are RunConfig fields of every run (data, device, iterations,
+    eval_points, val_split, speed options, ...). Raises RuntimeError if a run failed.
     """
     from resnet_repro.cifar.data import (
         load_cifar10,  # lazy: listing an experiment's folders needs no torch data code
@@ -118,32 +138,29 @@ def reproduce(
     from resnet_repro.sweeps.spread import parse_shard, runs_per_cpu, visible_gpus
     from resnet_repro.sweeps.spread import shard as take_shard
 
-    if per_gpu is not None and per_gpu < 1:
-        raise ValueError(f"per_gpu must be a positive integer, got {per_gpu!r}")
-    if minutes is not None and minutes <= 0:
-        raise ValueError(f"minutes must be positive, got {minutes!r}")
-    configs = experiment_configs(
-        experiments, budget, seeds, include_1202, data=data, device=device, **overrides
-    )
-    if shard is not None:
-        configs = take_shard(configs, *parse_shard(shard))  # of the full list, so nodes never overlap
-    folders = [run_folder(config, results_dir) for config in configs]
+    named = {key: settings.pop(key) for key in SWEEP_OPTIONS if key in settings}
+    options = replace(sweep or SweepOptions(), **named)
+    configs = experiment_configs(experiments, budget, seeds, include_1202, **settings)
+    if options.shard is not None:  # of the full list, so nodes never overlap
+        configs = take_shard(configs, *parse_shard(options.shard))
+    folders = [run_folder(config, options.results_dir) for config in configs]
     pairs = zip(configs, folders, strict=True)
-    todo = [config for config, folder in pairs if force or not is_finished(folder)]
+    todo = [config for config, folder in pairs if options.force or not is_finished(folder)]
     if not todo:
         return folders
-    check_writable(Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR)  # before the data
-    loaded = load_cifar10(data, progress=progress)  # also fills the cache the subprocesses read
-    gpus = visible_gpus() if device != CPU else []
-    if per_gpu is None:
-        per_gpu = 1 if gpus else runs_per_cpu()
-    if in_process and len(gpus) <= 1:
-        _train_in_process(todo, per_gpu, results_dir, force, minutes, progress, loaded, compile_cache)
-    elif len(gpus) > 1 or per_gpu > 1:
-        # Without a GPU, per_gpu runs share the CPU (each subprocess is hidden from any GPU).
-        _train_in_parallel(todo, gpus or [CPU], per_gpu, results_dir, force, minutes, progress)
+    results = Path(options.results_dir) if options.results_dir is not None else DEFAULT_RESULTS_DIR
+    check_writable(results)  # before the data
+    data = load_cifar10(todo[0].data, progress=options.progress)  # also fills the subprocesses' cache
+    gpus = visible_gpus() if todo[0].device != CPU else []
+    at_once = options.per_gpu or (1 if gpus else runs_per_cpu())
+    if options.in_process and len(gpus) <= 1:
+        outcomes = _train_in_process(todo, at_once, options, data)
+    elif len(gpus) > 1 or at_once > 1:
+        # Without a GPU, the runs share the CPU (each subprocess is hidden from any GPU).
+        outcomes = _train_in_subprocesses(todo, gpus or [CPU], at_once, options)
     else:
-        _train_in_turn(todo, results_dir, force, minutes, progress, loaded)
+        outcomes = _train_in_turn(todo, options, data)
+    raise_if_failed(outcomes)
     return folders
 
 
@@ -160,62 +177,80 @@ def estimated_seconds(config: RunConfig, results_dir: str | os.PathLike | None =
     return float((same["wall_time_s"] / same["iterations"]).max() * config.plan().iterations)
 
 
-def _fits(config: RunConfig, seconds_left: float, results_dir) -> bool:
-    estimate = estimated_seconds(config, results_dir)
-    return estimate is None or estimate <= seconds_left
+def fits_in(configs: Sequence[RunConfig], results_dir) -> Callable[[int, float], bool]:
+    """The queue's `fits`: whether run number i can finish in the seconds left (unknown: it may start)."""
+
+    def fits(index: int, seconds_left: float) -> bool:
+        estimate = estimated_seconds(configs[index], results_dir)
+        return estimate is None or estimate <= seconds_left
+
+    return fits
 
 
-def _train_in_parallel(configs, gpus, per_gpu, results_dir, force, minutes, progress) -> None:
-    from resnet_repro.gpu.multirun import longest_first, run_size
+def _train_in_turn(configs, options: SweepOptions, data) -> list[Outcome]:
+    """One run after another in this thread, with its progress bar."""
+    from resnet_repro.cifar.trainer import train
+
+    def train_one(config):
+        train(config, options.results_dir, progress=options.progress, force=options.force, data=data)
+
+    launcher = Inline(train_one, name=lambda config: str(run_folder(config, options.results_dir)))
+    return run_queue(
+        configs,
+        launcher,
+        places=(configs[0].device,),
+        seconds=options.seconds,
+        fits=fits_in(configs, options.results_dir),
+        report=print if options.progress else None,
+    )
+
+
+def _train_in_subprocesses(configs, gpus, per_gpu, options: SweepOptions) -> list[Outcome]:
     from resnet_repro.sweeps.spread import spread, train_job
 
     # On GPUs longest first, so the last runs to finish are short ones and no GPU idles at the end; on the
     # CPU, where a session ends long before a sweep does, shortest first, so each session lands runs.
     configs = longest_first(configs) if gpus != [CPU] else sorted(configs, key=run_size)
-    root = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
+    root = Path(options.results_dir) if options.results_dir is not None else DEFAULT_RESULTS_DIR
     logs = root / "logs"
-    if progress:
+    if options.progress:
         where = f"each of {len(gpus)} GPU(s)" if gpus != [CPU] else "the CPU"
         print(f"{len(configs)} runs, {per_gpu} at a time on {where}; logs in {logs}/")
-    outcomes = spread(
-        [train_job(config, results_dir, force) for config in configs],
+    return spread(
+        [train_job(config, options.results_dir, options.force) for config in configs],
         gpus,
         per_gpu,
         log_dir=logs,
-        report=print if progress else None,
-        seconds=None if minutes is None else minutes * 60,
-        fits=lambda number, left: _fits(configs[number], left, results_dir),
-        stop_grace_s=STOP_GRACE_S,
+        report=print if options.progress else None,
+        seconds=options.seconds,
+        fits=fits_in(configs, options.results_dir),
     )
-    # Stopped on Ctrl-C, never started, or being trained by another process: the same call resumes them.
-    unfinished = (*INTERRUPTED_EXITS, LOCKED_EXIT, None)
-    failed = [o for o in outcomes if not o.ok and not o.stopped and o.returncode not in unfinished]
-    if failed:
-        listing = "; ".join(f"{o.job.name} (exit {o.returncode}, log {o.log})" for o in failed)
-        raise RuntimeError(f"{len(failed)} of {len(outcomes)} runs failed: {listing}")
 
 
-def _train_in_process(configs, at_once, results_dir, force, minutes, progress, data, cache) -> None:
-    """All runs in this process, `at_once` at a time, each in a thread of its own (multirun.py)."""
+def _train_in_process(configs, at_once, options: SweepOptions, data) -> list[Outcome]:
+    """All runs in this process, `at_once` at a time, each in a thread of its own (gpu.multirun)."""
     from resnet_repro.gpu import compile_cache
     from resnet_repro.gpu.multirun import train_concurrently
 
-    say = print if progress else (lambda _message: None)
+    say = print if options.progress else (lambda _message: None)
+    cache = options.compile_cache
     if cache is not None:
         try:
             say(compile_cache.load(cache))
         except Exception as err:  # a cache that does not load costs compile time, never the sweep
             say(f"compile cache {cache} not loaded ({type(err).__name__}: {err}): compiling from scratch")
     say(f"{len(configs)} runs in this process, {at_once} at a time")
+    estimate = fits_in(configs, options.results_dir)
+    position = {id(config): index for index, config in enumerate(configs)}
     try:
-        outcomes = train_concurrently(
+        return train_concurrently(
             configs,
-            results_dir,
+            options.results_dir,
             data,
             at_once=at_once,
-            seconds=None if minutes is None else minutes * 60,
-            fits=lambda config, left: _fits(config, left, results_dir),
-            force=force,
+            seconds=options.seconds,
+            fits=lambda config, left: estimate(position[id(config)], left),
+            force=options.force,
             report=say,
         )
     finally:
@@ -224,40 +259,6 @@ def _train_in_process(configs, at_once, results_dir, force, minutes, progress, d
                 say(compile_cache.save(cache))
             except Exception as err:
                 say(f"compile cache not saved ({type(err).__name__}: {err})")
-    failed = [o for o in outcomes if o.status == "failed"]
-    if failed:
-        listing = "; ".join(
-            f"{o.config.arch}-{o.config.shortcut}-seed{o.config.seed} ({o.error})" for o in failed
-        )
-        raise RuntimeError(f"{len(failed)} of {len(outcomes)} runs failed: {listing}")
-
-
-def _train_in_turn(configs, results_dir, force, minutes, progress, data) -> None:
-    """One run after another in this process; a time limit acts as a Ctrl-C when it is up."""
-    from resnet_repro.cifar.trainer import train
-
-    deadline = None if minutes is None else time.monotonic() + minutes * 60
-    timer = None
-    if deadline is not None and threading.current_thread() is threading.main_thread():
-        timer = threading.Timer(minutes * 60, lambda: os.kill(os.getpid(), signal.SIGINT))
-        timer.daemon = True
-        timer.start()
-    try:
-        for number, config in enumerate(configs, start=1):
-            folder = run_folder(config, results_dir)
-            if deadline is not None and not _fits(config, deadline - time.monotonic(), results_dir):
-                if progress:
-                    print(f"[{number}/{len(configs)}] {folder}: skipped, cannot finish in the time left")
-                continue
-            if progress:
-                print(f"[{number}/{len(configs)}] {folder}")
-            try:
-                train(config, results_dir, progress=progress, force=force, data=data)
-            except RunLockedError as err:  # another sweep or command has it: not ours to fail on
-                print(f"[{number}/{len(configs)}] skipped: {err}")
-    finally:
-        if timer is not None:
-            timer.cancel()
 
 
 def experiment_folders(

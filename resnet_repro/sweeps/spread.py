@@ -21,16 +21,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from resnet_repro.runs.queue import POLL_S, STOP_GRACE_S, Outcome, run_queue
 
 DEVICE_ENV = "CUDA_VISIBLE_DEVICES"
 CPU = "cpu"  # the device name of the CPU in `spread`: its runs see no GPU and split the cores
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the checkout whose code the subprocesses run
 BENCHMARKS_DIR = PACKAGE_PARENT / "data" / "benchmarks"  # benchmarks/cpu_parallel_runs.py --json files
-STOP_GRACE_S = 60.0  # after Ctrl-C, how long runs may take to write their checkpoints before being killed
 INTERRUPTED_EXITS = (130, -signal.SIGINT)  # a job that stopped on Ctrl-C after saving its checkpoint
 LOCKED_EXIT = 75  # a job whose run another process is training (EX_TEMPFAIL: try again later)
 
@@ -41,24 +41,6 @@ class Job:
 
     name: str
     command: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    job: Job
-    device: str | None  # None: never started (the time limit came first)
-    returncode: int | None  # None: never started
-    seconds: float
-    log: Path | None
-    stopped: bool = False  # Ctrl-C'ed at the time limit: unfinished, not failed
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def started(self) -> bool:
-        return self.returncode is not None
 
 
 def visible_gpus() -> list[str]:
@@ -123,117 +105,92 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+class Subprocesses:
+    """The launcher of `runs.queue.run_queue` that runs each Job as a subprocess seeing one device.
+
+    Each subprocess sees only its device (CUDA_VISIBLE_DEVICES=<device>; "cpu" hides every GPU, and runs
+    sharing the CPU each get their share of the cores). Its output goes to <log_dir>/<name>.log (parallel
+    progress bars would garble one terminal), or is inherited without log_dir. It runs in a session of its
+    own, so a terminal's Ctrl-C reaches only us, and we pass exactly one on (a second one would make the
+    trainer stop without its checkpoint); one that has not stopped `grace_s` later is killed.
+    """
+
+    def __init__(self, log_dir=None, per_device: int = 1, grace_s: float = STOP_GRACE_S):
+        self.logs = Path(log_dir) if log_dir is not None else None
+        if self.logs is not None:
+            self.logs.mkdir(parents=True, exist_ok=True)
+        self.per_device, self.grace_s = per_device, grace_s
+
+    def name(self, job: Job) -> str:
+        return job.name
+
+    def start(self, job: Job, device: str):
+        log = self.logs / f"{job.name}.log" if self.logs is not None else None
+        env = {**os.environ, DEVICE_ENV: device}
+        if device == CPU:  # each on its share of the cores, compiling too
+            threads = str(cpu_threads_each(self.per_device))
+            env.update(OMP_NUM_THREADS=threads, TORCHINDUCTOR_COMPILE_THREADS=threads)
+        output = open(log, "w") if log is not None else None  # noqa: SIM115 (the child owns it until it exits)
+        try:
+            process = subprocess.Popen(
+                list(job.command),
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                start_new_session=True,
+            )
+        finally:
+            if output is not None:
+                output.close()  # the child has its own copy of the descriptor
+        return process, log
+
+    def result(self, handle):
+        process, log = handle
+        code = process.poll()
+        if code is None:
+            return None
+        if code == 0:
+            return "done", None, log
+        if code in INTERRUPTED_EXITS:
+            return "stopped", None, log
+        if code == LOCKED_EXIT:
+            return "locked", "another process is training it: see the log", log
+        return "failed", f"exit {code}", log
+
+    def stop(self, handles):
+        processes = [process for process, _ in handles]
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + self.grace_s
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def spread(
     jobs: Sequence[Job],
     devices: Sequence[str],
     per_device: int = 1,
     log_dir: str | os.PathLike | None = None,
     report: Callable[[str], None] | None = print,
-    poll_s: float = 0.2,
+    poll_s: float = POLL_S,
     seconds: float | None = None,
     fits: Callable[[int, float], bool] | None = None,
     stop_grace_s: float = STOP_GRACE_S,
 ) -> list[Outcome]:
     """Run `jobs` as subprocesses, at most `per_device` at a time on each device; outcomes in job order.
 
-    Each subprocess sees only its device (CUDA_VISIBLE_DEVICES=<device>). Its output goes to
-    <log_dir>/<name>.log (parallel progress bars would garble one terminal), or is inherited without
-    log_dir. A failed run does not stop the others; the caller checks `Outcome.ok`. Ctrl-C passes to
-    the running jobs (the trainer checkpoints on it), waits for them, and is raised again.
-
-    seconds: a time limit. When it is up, the running jobs get one Ctrl-C (they checkpoint and can be
-    resumed later) and the waiting ones never start. fits(job index, seconds left): whether a job can
-    finish in the time left; one that cannot is skipped rather than started and cut off.
+    The queue's rules are `runs.queue.run_queue`'s: a time limit (`seconds`, `fits`) and Ctrl-C stop the
+    running jobs with a checkpoint and start no more; a failed job does not stop the others.
     """
     if not devices:
         raise ValueError("no devices to spread the runs over")
-    if per_device < 1:
-        raise ValueError(f"per_device must be >= 1, got {per_device}")
-    say = report or (lambda _message: None)
-    logs = Path(log_dir) if log_dir is not None else None
-    if logs is not None:
-        logs.mkdir(parents=True, exist_ok=True)
-    queue = deque(enumerate(jobs))
-    load = dict.fromkeys(devices, 0)
-    running: dict[subprocess.Popen, tuple[int, Job, str, float, Path | None]] = {}
-    outcomes: dict[int, Outcome] = {}
-    start = time.monotonic()
-    deadline = start + seconds if seconds is not None else None
-    try:
-        while queue or running:
-            if deadline is not None and time.monotonic() >= deadline:
-                say(f"time limit reached: stopping {len(running)} runs; {len(queue)} not started")
-                _stop_all(list(running), stop_grace_s)
-                for process, (number, job, device, started, log) in running.items():
-                    seconds_run = time.monotonic() - started
-                    outcomes[number] = Outcome(job, device, process.wait(), seconds_run, log, stopped=True)
-                running.clear()
-                break
-            for device in devices:
-                while load[device] < per_device and queue:
-                    number, job = queue.popleft()
-                    left = deadline - time.monotonic() if deadline is not None else float("inf")
-                    if fits is not None and not fits(number, left):
-                        say(f"[{number + 1}/{len(jobs)}] {job.name}: skipped, cannot finish in {left:.0f} s")
-                        outcomes[number] = Outcome(job, None, None, 0.0, None)
-                        continue
-                    log = logs / f"{job.name}.log" if logs is not None else None
-                    threads = cpu_threads_each(per_device) if device == CPU else None
-                    running[_start(job, device, log, threads)] = (number, job, device, time.monotonic(), log)
-                    load[device] += 1
-                    say(f"[{number + 1}/{len(jobs)}] {job.name}: started on device {device}")
-            time.sleep(poll_s)
-            for process in [p for p in running if p.poll() is not None]:
-                number, job, device, started, log = running.pop(process)
-                load[device] -= 1
-                outcome = Outcome(job, device, process.returncode, time.monotonic() - started, log)
-                outcomes[number] = outcome
-                status = "done" if outcome.ok else f"FAILED (exit {outcome.returncode})"
-                if outcome.returncode in INTERRUPTED_EXITS:
-                    status = "stopped (checkpoint saved: the same command resumes it)"
-                elif outcome.returncode == LOCKED_EXIT:
-                    status = "skipped (another process is training it: see the log)"
-                where = f", log {log}" if log is not None and not outcome.ok else ""
-                say(f"[{number + 1}/{len(jobs)}] {job.name}: {status} in {outcome.seconds:.0f} s{where}")
-    except BaseException:
-        _stop_all(list(running), stop_grace_s)
-        raise
-    for number, job in queue:  # left waiting when the time ran out
-        outcomes[number] = Outcome(job, None, None, 0.0, None)
-    return [outcomes[number] for number in range(len(jobs))]
-
-
-def _start(job: Job, device: str, log: Path | None, threads: int | None = None) -> subprocess.Popen:
-    env = {**os.environ, DEVICE_ENV: device}  # "cpu" hides every GPU
-    if threads is not None:  # runs sharing the CPU: each on its share of the cores, compiling too
-        env.update(OMP_NUM_THREADS=str(threads), TORCHINDUCTOR_COMPILE_THREADS=str(threads))
-    output = open(log, "w") if log is not None else None  # noqa: SIM115 (the child owns it until it exits)
-    try:
-        # A session of its own: a terminal's Ctrl-C reaches only us, and we pass exactly one on (a second
-        # one would make the trainer stop without its checkpoint).
-        return subprocess.Popen(
-            list(job.command),
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
-            start_new_session=True,
-        )
-    finally:
-        if output is not None:
-            output.close()  # the child has its own copy of the descriptor
-
-
-def _stop_all(processes: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
-    """Ctrl-C to every running job, then wait for their checkpoints; kill what is still there after that."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + grace_s
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
+    launcher = Subprocesses(log_dir, per_device, stop_grace_s)
+    return run_queue(jobs, launcher, devices, per_device, seconds, fits, report, poll_s)
 
 
 def train_job(config, results_dir: str | os.PathLike | None = None, force: bool = False) -> Job:
