@@ -44,7 +44,7 @@ import papermill
 from book_toc import REPO_ROOT, toc_notebooks
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from resnet_repro.sweeps.chapters import CHAPTER_EXPERIMENTS
+from resnet_repro.sweeps.chapters import chapter_trains
 
 KERNEL = "resnet-repro"  # the kernel spec the chapters run in, bound to this interpreter (ensure_kernel)
 INJECTED_TAG = "injected-parameters"  # papermill's tag on the cell it adds
@@ -163,18 +163,17 @@ def check(notebooks: list[Path], parameters: dict) -> str:
     return ""
 
 
-def trains(notebook: Path, chapters=CHAPTER_EXPERIMENTS) -> bool:
-    """Whether a chapter trains at a training budget: the package declares it
-    (``chapters.CHAPTER_EXPERIMENTS``, which the chapter's own ``book.train_chapter`` call reads)."""
-    return notebook.stem in chapters
+def trains(notebook: Path) -> bool:
+    """Whether a chapter trains at a training budget: its ``book.open_chapter`` call names experiments."""
+    return bool(chapter_trains(notebook))
 
 
-def phases(notebooks: list[Path], budget: str, chapters=CHAPTER_EXPERIMENTS) -> list[list[Path]]:
+def phases(notebooks: list[Path], budget: str) -> list[list[Path]]:
     """The chapters in the order they may run: each phase finishes before the next starts, and the chapters
     of a phase may run at the same time. At a training budget, one phase per training chapter first."""
     if budget == "results":
         return [notebooks]
-    training = [notebook for notebook in notebooks if trains(notebook, chapters)]
+    training = [notebook for notebook in notebooks if trains(notebook)]
     rest = [notebook for notebook in notebooks if notebook not in training]
     return [[notebook] for notebook in training] + ([rest] if rest else [])
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from resnet_repro.sweeps.chapters import CHAPTER_EXPERIMENTS
+from resnet_repro.sweeps.chapters import OPENING_CALL, chapter_trains
 from resnet_repro.sweeps.experiments import EXPERIMENTS, experiment_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,9 +67,10 @@ def install_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
     return next((cell for cell in nb.cells if INSTALL_TEST in cell.source), None)
 
 
-def check_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
-    """The chapter's cell that calls resnet_repro.book.notebook_parameters.check_parameters, if any."""
-    return next((cell for cell in nb.cells if "check_parameters(" in cell.source), None)
+def opening_call(source: str) -> ast.Call | None:
+    """The ``book.open_chapter(...)`` call in a cell's code, if any."""
+    calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)]
+    return next((call for call in calls if getattr(call.func, "attr", None) == OPENING_CALL), None)
 
 
 def error_outputs(notebook: Path) -> list[str]:
@@ -109,13 +110,18 @@ def test_chapter_opens_with_its_title_then_the_hidden_parameters_cell(docname):
 
 @pytest.mark.parametrize("docname", toc_docnames())
 def test_chapter_checks_its_parameters_before_it_uses_the_package(docname):
-    # the first code cell that imports resnet_repro is the check; only the install cell comes before
+    # the first code cell after the install cell opens the chapter (book.open_chapter checks the four
+    # parameters) right after its imports, before anything else runs
     nb = nbformat.read(REPO_ROOT / f"{docname}.ipynb", as_version=4)
     install = install_cell(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code" and "parameters" not in cell.metadata.tags]
-    first = next(cell for cell in code if cell is not install and "resnet_repro" in cell.source)
-    assert first is check_cell(nb) and "check_parameters(budget, device, data, results_dir)" in first.source
-    assert code[: code.index(first)] == [install]
+    assert code[0] is install
+    statements = ast.parse(code[1].source).body
+    first = next(node for node in statements if not isinstance(node, (ast.Import, ast.ImportFrom)))
+    call = opening_call(ast.unparse(first))
+    assert call is not None, f"{docname}: the first statement after the imports is not book.open_chapter"
+    assert [ast.unparse(argument) for argument in call.args] == ["budget", "device", "data", "results_dir"]
+    assert sum(opening_call(cell.source) is not None for cell in code[1:]) == 1
 
 
 def test_every_chapter_installs_the_package_where_it_is_missing_from_the_books_own_repository():
@@ -149,10 +155,16 @@ def test_chapters_that_train_nothing_do_not_depend_on_the_budget(docname):
         for c in nb.cells
         if c.cell_type == "code"
         and "parameters" not in c.metadata.get("tags", [])
-        and c is not check_cell(nb)
+        and c is not install_cell(nb)
     ]
-    names = {node.id for source in code for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
-    assert "budget" not in names
+    names = set()
+    for source in code:
+        tree = ast.parse(source)
+        opening = [node for node in ast.walk(tree) if getattr(node, "func", None) is not None]
+        opening = [call for call in opening if getattr(call.func, "attr", None) == OPENING_CALL]
+        inside = {id(node) for call in opening for node in ast.walk(call)}
+        names |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in inside}
+    assert "budget" not in names  # only book.open_chapter, which checks it and trains nothing here
 
 
 # ---- ci/run_notebooks.py on throwaway chapters ------------------------------------------------
@@ -218,31 +230,33 @@ def test_runner_passes_parameters_hides_the_injected_cell_and_clears(tmp_path):
 
 
 def test_at_a_training_budget_the_training_chapters_run_first_one_at_a_time(tmp_path):
+    opening = "from resnet_repro import book\nbook.open_chapter(budget, device, data, results_dir{})"
     reader, trainer_a, counter, trainer_b = tiny_book(
-        tmp_path, "print(1)", "print(2)", "print(3)", "print(4)"
+        tmp_path,
+        opening.format(""),
+        opening.format(', trains=("fig1",)'),
+        "print(3)",
+        opening.format(', trains=("fig6", "fig7")'),
     )
-    chapters = {"c2": ("fig1",), "c4": ("fig6",)}  # as chapters.CHAPTER_EXPERIMENTS declares the real ones
-    assert trains(trainer_a, chapters) and not trains(reader, chapters)
-    assert phases([reader, trainer_a, counter, trainer_b], "quick", chapters) == [
+    assert chapter_trains(trainer_b) == ("fig6", "fig7") and chapter_trains(reader) == ()
+    assert trains(trainer_a) and not trains(reader) and not trains(counter)
+    assert phases([reader, trainer_a, counter, trainer_b], "quick") == [
         [trainer_a],
         [trainer_b],
         [reader, counter],
     ]
-    assert phases([reader, trainer_a], "results", chapters) == [[reader, trainer_a]]  # all at once
+    assert phases([reader, trainer_a], "results") == [[reader, trainer_a]]  # all at once
 
 
-def test_the_chapters_that_train_are_the_ones_the_package_declares():
-    """A chapter trains through ``book.train_chapter("<its own name>", ...)`` exactly when
-    ``chapters.CHAPTER_EXPERIMENTS`` names it, so the runner's order follows what the chapters do."""
-    calling = {}
+def test_the_chapters_train_only_through_their_opening_call_and_together_every_experiment():
+    trained = []
     for notebook in toc_notebooks():
         cells = nbformat.read(notebook, as_version=4).cells
         source = "\n".join(cell.source for cell in cells if cell.cell_type == "code")
-        calls = re.findall(r'book\.train_chapter\("([^"]+)"', source)
-        if calls:
-            calling[notebook.stem] = calls
-        assert "reproduce(" not in source, f"{notebook.name} trains outside book.train_chapter"
-    assert calling == {name: [name] for name in CHAPTER_EXPERIMENTS}
+        assert "reproduce(" not in source, f"{notebook.name} trains outside book.open_chapter"
+        trained += chapter_trains(notebook)
+    assert set(trained) <= set(EXPERIMENTS), "a chapter names an experiment that does not exist"
+    assert set(trained) == set(EXPERIMENTS)  # every experiment is some chapter's
 
 
 def test_runner_fails_and_names_the_error(tmp_path):
@@ -297,7 +311,7 @@ def test_a_chapter_run_by_papermill_refuses_a_bad_parameter_in_its_first_cells(t
             copy, tmp_path / "out.ipynb", parameters={name: value}, kernel_name=KERNEL, cwd=copy.parent
         )
     error = raised.value
-    assert "check_parameters(" in error.source
+    assert "open_chapter(" in error.source
     assert (error.ename, error.evalue, error.traceback) == (
         "ParameterError",
         message,

@@ -1,6 +1,6 @@
 """The book's pages: which runs a figure shows, whether each claim holds, the readings, prose, tables,
 plots and widgets. ``from resnet_repro import book`` is the chapters' namespace: ``book.show_figure1(...)``,
-``book.glue(...)``, ``book.train_chapter(...)`` are `page`'s, loaded on first use so that the commands can
+``book.glue(...)``, ``book.open_chapter(...)`` are `page`'s, loaded on first use so that the commands can
 import a page module (claims, notes) without drawing in matplotlib."""
 
 

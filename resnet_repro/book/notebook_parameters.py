@@ -2,9 +2,10 @@
 
 Every chapter declares the same four parameters in its `parameters` cell: `budget`, `device`, `data`
 and `results_dir` (papermill's `-p NAME VALUE` replaces them). Papermill itself only warns about a
-name the chapter does not declare and passes any value on, so each chapter's first code cell after
-them calls `check_parameters`, and `ci/run_notebooks.py` calls it before executing anything. A bad
-name or value fails with one line that says what is allowed (in a notebook too: no traceback).
+name the chapter does not declare and passes any value on, so each chapter's first call into the
+package (`book.open_chapter`) calls `check_parameters`, and `ci/run_notebooks.py` calls it before
+executing anything. A bad name or value fails with one line that says what is allowed (in a notebook
+too: no traceback).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,22 +18,30 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from resnet_repro.book import figure_runs, notes, plots, readings
-from resnet_repro.sweeps.chapters import CHAPTER_EXPERIMENTS
+from resnet_repro.book.notebook_parameters import READ_ONLY, check_parameters
 
 
-def train_chapter(
-    chapter: str, budget: str, device: str, data: str | None, results_dir: str | os.PathLike
+def open_chapter(
+    budget: str,
+    device: str,
+    data: str | None,
+    results_dir: str | os.PathLike,
+    trains: Sequence[str] = (),
 ) -> list[Path]:
-    """The chapter's training prelude: at a training budget, train what ``chapter`` shows (finished runs
-    are skipped) and return the run folders; at budget "results", train nothing and return []."""
-    if budget == "results":
+    """A chapter's first call, right after its imports: check its papermill parameters (a bad name or value
+    stops the chapter with one line saying what is allowed), then, at a training budget, train the runs of
+    the experiments ``trains`` names (finished runs are skipped) and return their folders; at budget
+    "results", or where the chapter trains nothing, []. ``ci/run_notebooks.py`` reads ``trains`` from this
+    call in the chapter (``notebook_parameters.chapter_trains``) to run the training chapters first."""
+    check_parameters(budget, device, data, results_dir)
+    if budget == READ_ONLY or not trains:
         return []
     from resnet_repro.sweeps.experiments import (
         reproduce,  # the trainer's imports (torch's data pipeline) only when training
     )
 
     folders: list[Path] = []
-    for experiment in CHAPTER_EXPERIMENTS[chapter]:
+    for experiment in trains:
         folders += reproduce(experiment, budget=budget, data=data, results_dir=results_dir, device=device)
     return folders
 
