@@ -290,3 +290,20 @@ def test_status_of_the_committed_runs_is_the_introductions_table(capsys):
     assert " ".join(judged_on.split()) in out
     for row in table.itertuples():
         assert f"{row.status} {' '.join(row.claim.split())}" in out and (not row.ours or row.ours in out)
+
+
+def test_status_reads_the_runs_once_and_draws_nothing(tmp_path):
+    # a terminal command: matplotlib (the pages' figures) stays unloaded, and the run folders are read once
+    code = (
+        "import sys\n"
+        "from resnet_repro.runs import loaders\n"
+        "calls = []\n"
+        "real = loaders.load_runs\n"
+        "loaders.load_runs = lambda *a, **k: calls.append(a) or real(*a, **k)\n"
+        "from resnet_repro.commands.cli import main\n"
+        "assert main(['status']) == 0\n"
+        "assert 'matplotlib' not in sys.modules, 'status loaded matplotlib'\n"
+        "assert len(calls) == 1, calls\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -312,11 +312,11 @@ def literature_row(check: Check) -> Check:
     return replace(check, source=f"{check.source}, not He et al.")
 
 
-def stored_claims_status(results_dir=None) -> pd.DataFrame:
+def stored_claims_status(results_dir=None, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """claims_status of the runs stored in results_dir (default: data/results): the introduction's table,
-    and `python -m resnet_repro status`."""
+    and `python -m resnet_repro status`. runs: `load_runs(results_dir)` where the caller has it already."""
     return claims_status(
-        load_runs(results_dir),
+        load_runs(results_dir) if runs is None else runs,
         load_layer_std(results_dir),
         grad_norms=load_grad_norms(results_dir),
         landscape=load_landscapes(results_dir),

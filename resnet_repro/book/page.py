@@ -19,6 +19,12 @@ from matplotlib.figure import Figure
 
 from resnet_repro.book import figure_runs, notes, plots, readings
 from resnet_repro.book.notebook_parameters import READ_ONLY, check_parameters
+from resnet_repro.book.tables import (  # the chapters call them as book.<name>
+    DISPLAY_NAMES,  # noqa: F401
+    for_display,  # noqa: F401
+    markdown_table,
+    shared_columns,  # noqa: F401
+)
 
 
 def open_chapter(
@@ -172,64 +178,6 @@ def figure_notes(selections: dict[str, figure_runs.Selection]) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------------------------------------
-
-# Column headers as the pages show them; the tables themselves keep snake_case keys.
-DISPLAY_NAMES = {
-    "source": "paper's figure/table",
-    "paper": "paper's number",
-    "status": "holds?",
-    "test_error": "test error (%)",
-    "top1_error": "top-1 error (%)",
-    "top5_error": "top-5 error (%)",
-    "paper_params_m": "paper params (M)",
-    "our_params_m": "our params (M)",
-    "paper_error": "paper error (%)",
-    "paper_mean_std": "paper mean ± std",
-    "our_error": "our error (%)",
-    "our_std": "our std",
-    "our_budget": "our budget",
-    "added_over_plain": "added over plain",
-    "wall_time_min": "wall time (min)",
-    "train_time_min": "train time (min)",
-    "dataset_sha256": "dataset sha256",
-}
-
-
-def for_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with the headers a reader sees (DISPLAY_NAMES)."""
-    return table.rename(columns=DISPLAY_NAMES)
-
-
-def markdown_table(table: pd.DataFrame, formats: dict | None = None) -> str:
-    """A pipe table for Markdown (so code and bold in cells render), numbers formatted per column (``formats``
-    keyed by the table's columns), headers as DISPLAY_NAMES says."""
-    formats = formats or {}
-
-    def cell(column, value) -> str:
-        if not isinstance(value, str) and pd.isna(value):
-            return "–"
-        text = formats[column].format(value) if column in formats else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    headers = [str(DISPLAY_NAMES.get(column, column)) for column in table.columns]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(table.columns)]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row, strict=True)) + " |")
-    return "\n".join(lines)
-
-
-def shared_columns(table: pd.DataFrame, keep=()) -> tuple[pd.DataFrame, str]:
-    """The table without the columns whose value is the same in every row (except ``keep``), and a
-    Markdown sentence naming those values once, so a long table does not repeat them row after row."""
-    if len(table) < 2:
-        return table, ""
-    shared = [c for c in table.columns if c not in keep and table[c].astype(str).nunique() == 1]
-    if not shared:
-        return table, ""
-    values = "; ".join(
-        f"{DISPLAY_NAMES.get(column, column)} **{table[column].iloc[0]}**" for column in shared
-    )
-    return table.drop(columns=shared), f"Every run: {values}."
 
 
 def show_table(table: pd.DataFrame, formats: dict | None = None) -> None:

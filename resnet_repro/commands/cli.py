@@ -366,11 +366,11 @@ def _format_costs(table):
 
 def _status(args: argparse.Namespace) -> int:
     from resnet_repro.book import claims, notes, provenance
-    from resnet_repro.book.page import for_display
+    from resnet_repro.book.tables import for_display
     from resnet_repro.runs.loaders import load_runs
 
     runs = load_runs(args.results)
-    table, judged_on = claims.status_for_page(claims.stored_claims_status(args.results))
+    table, judged_on = claims.status_for_page(claims.stored_claims_status(args.results, runs))
     width = min(shutil.get_terminal_size().columns, 110)
     for paragraph in (notes.results_overview(runs), judged_on):
         if paragraph:
@@ -406,7 +406,7 @@ def _terminal_text(markdown: str, width: int, indent: str = "", first_indent: st
 
 def _claims_text(table, width: int) -> str:
     """One block per claim: the verdict and the claim, then its other columns under the page's headers."""
-    from resnet_repro.book.page import DISPLAY_NAMES
+    from resnet_repro.book.tables import DISPLAY_NAMES
 
     indent = " " * (max(len(verdict) for verdict in table.status) + 2)
     blocks = []
