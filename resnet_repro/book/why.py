@@ -113,9 +113,10 @@ def gradient_notes(selection: figure_runs.Selection, grad_norms: pd.DataFrame) -
         names = ", ".join(
             figure_runs.label(a, s) for a, s in zip(without.arch, without.shortcut, strict=True)
         )
+        runs, them = ("this run", "it") if len(without) == 1 else ("these runs", "them")
         note += (
-            f" **No gradient norms recorded** for {names}: these runs finished before gradient norms were "
-            "recorded; train them again with `--force` to get them."
+            f" **No gradient norms recorded** for {names}: {runs} finished before gradient norms were "
+            f"recorded; train {them} again with `--force` to get them."
         )
     return note
 
@@ -221,7 +222,7 @@ def estimated_seconds(arch: str, times: pd.DataFrame) -> tuple[float, str]:
             lesion_passes(measured) * cifar_macs(measured)
         ), where
     work = sum(lesion_passes(a) * cifar_macs(a) for a in times.arch)
-    where = " / ".join(dict.fromkeys(times.device)) + " (at the speed measured above)"
+    where = " / ".join(dict.fromkeys(times.device)) + " at the speed measured above"
     return float(times.seconds.sum() * lesion_passes(arch) * cifar_macs(arch) / work), where
 
 
