@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakes import EMPTY_RUNS, run_row, toy_histories, toy_layer_std, toy_runs
+from golden import assert_golden
 
 from resnet_repro.book import claims, cost_tables, figure_runs, notes, provenance, tables
 from resnet_repro.paper.reference import paper_value
@@ -26,13 +27,30 @@ EMPTY_LAYER_STD = pd.DataFrame(columns=RUN_KEYS + LAYER_STD_COLUMNS)
 # ---- choosing runs -----------------------------------------------------------------------------
 
 
-def test_select_runs_takes_each_nets_longest_budget_and_says_what_is_missing_or_left_out():
-    runs = toy_runs(
+def mixed_budget_runs() -> pd.DataFrame:
+    """plain-20 at three budgets, plain-56 at quick only."""
+    return toy_runs(
         run_row("plain20", budget="quick"),
         run_row("plain56", budget="quick"),
         run_row("plain20", budget="full"),
         run_row("plain20", budget="smoke"),
     )
+
+
+def one_jpeg_run() -> pd.DataFrame:
+    return toy_runs(run_row("plain20", budget="quick", dataset="cifar10-jpeg"))
+
+
+def both_datasets(official_nets=("plain20", "plain56")) -> pd.DataFrame:
+    """plain-20/56 on our JPEG copy, and `official_nets` on the official files, all at quick."""
+    jpeg = [
+        run_row(arch, budget="quick", test=20.0, dataset="cifar10-jpeg") for arch in ("plain20", "plain56")
+    ]
+    return toy_runs(*jpeg, *(run_row(arch, budget="quick", test=10.0) for arch in official_nets))
+
+
+def test_select_runs_takes_each_nets_longest_budget_and_says_what_is_missing_or_left_out():
+    runs = mixed_budget_runs()
     selection = figure_runs.select_runs(runs, figure_runs.FIGURES["fig1"][0])
     # per net: full plain-20 (its quick and smoke runs stay out), quick plain-56, nothing missing
     assert sorted(zip(selection.runs.arch, selection.runs.budget, strict=True)) == [
@@ -41,14 +59,7 @@ def test_select_runs_takes_each_nets_longest_budget_and_says_what_is_missing_or_
     ]
     assert selection.budgets == ("full", "quick") and selection.budget is None and not selection.missing
     assert selection.nets_at("quick") == (("plain56", "-"),)
-    assert selection.other_budgets == ("quick", "smoke")
-    note = notes.provenance_note(selection, "fig1")
-    assert "budget **full** (64,000 iterations: the paper's schedule) for plain-20" in note
-    assert (
-        "budget **quick** (8,000 iterations, 1/8 of the paper's 64,000-iteration schedule) for plain-56"
-        in note
-    )
-    assert note.endswith("Also stored, not shown: budget quick (plain-20); budget smoke (plain-20).")
+    assert selection.other_budgets == ("quick", "smoke")  # the note says so: see the reviewed page
 
 
 def test_a_comparison_uses_one_budget_covering_most_nets_then_the_longest():
@@ -59,7 +70,6 @@ def test_a_comparison_uses_one_budget_covering_most_nets_then_the_longest():
     )
     common = figure_runs.select_figure(runs, "fig1")  # a figure compares its nets: one budget
     assert common.budget == "quick" and not common.missing and common.other_budgets == ("full",)
-    assert notes.gaps_note(common, "fig1") == "Also stored, not shown: budget full (plain-20)."
     assert figure_runs.select_figure(runs, "fig1", common=False).budgets == ("full", "quick")
     both_full = toy_runs(*runs.to_dict("records"), run_row("plain56", budget="full"))
     assert figure_runs.select_figure(both_full, "fig1", common=True).budget == "full"
@@ -81,16 +91,9 @@ def test_table6_takes_each_nets_longest_budget_as_each_row_is_compared_with_the_
 
 
 def test_notes_name_the_missing_nets_with_the_command_and_the_device():
-    runs = toy_runs(run_row("plain20", budget="quick", dataset="cifar10-jpeg"))
-    note = notes.provenance_note(figure_runs.select_figure(runs, "fig1"), "fig1")
-    assert "1 seed per net, on test device" in note and "lossy JPEG copy" in note
-    assert (
-        "**Not run yet:** plain-56. To add them: `python -m resnet_repro reproduce fig1 --budget quick`"
-        in note
-    )
-    assert notes.short_provenance(figure_runs.select_figure(runs, "fig1")) == (
-        "budget quick (8,000 it., 1/8 of the paper's schedule) · cifar10-jpeg (lossy JPEG copy) · test device"
-    )
+    note = notes.provenance_note(figure_runs.select_figure(one_jpeg_run(), "fig1"), "fig1")
+    assert "plain-56" in note and "`python -m resnet_repro reproduce fig1 --budget quick`" in note
+    assert "test device" in note and "lossy" in note
 
 
 def test_a_non_standard_length_ranks_by_iterations_and_reproduces_with_its_flags():
@@ -116,24 +119,18 @@ def test_select_runs_prefers_the_dataset_covering_more_nets_then_the_official_on
 def test_a_figure_shows_one_dataset_the_readers_official_runs_where_they_cover_its_nets():
     """Issue 24: the same nets at the same budget on both datasets (same run names): one dataset is shown,
     its curves only, and the note says which and that the other is stored too."""
-    jpeg = [
-        run_row(arch, budget="quick", test=20.0, dataset="cifar10-jpeg") for arch in ("plain20", "plain56")
-    ]
-    official = [run_row(arch, budget="quick", test=10.0) for arch in ("plain20", "plain56")]
-    runs = toy_runs(*jpeg, *official)
+    runs = both_datasets()
     selection = figure_runs.select_figure(runs, "fig1")
     assert selection.dataset == "cifar10" and set(selection.runs.dataset) == {"cifar10"}
     assert len(selection.runs) == 2 and not selection.missing
     curves = figure_runs.rows_of(toy_histories(runs), selection)
     assert set(curves.dataset) == {"cifar10"} and len(curves) == 2 * 4
     note = notes.provenance_note(selection, "fig1")
-    assert "trained on the official CIFAR-10 files" in note and "lossy" not in note
-    assert "Also stored, not shown: runs on cifar10-jpeg." in note
+    assert "lossy" not in note and "cifar10-jpeg" in note  # the other dataset: stored, not shown
     # Until the reader's runs cover the figure's nets, ours are shown, with the JPEG caveat.
-    ours = figure_runs.select_figure(toy_runs(*jpeg, official[0]), "fig1")
+    ours = figure_runs.select_figure(both_datasets(official_nets=("plain20",)), "fig1")
     assert ours.dataset == "cifar10-jpeg" and set(ours.runs.dataset) == {"cifar10-jpeg"}
-    note = notes.provenance_note(ours, "fig1")
-    assert "lossy JPEG copy of CIFAR-10" in note and "Also stored, not shown: runs on cifar10." in note
+    assert "lossy" in notes.provenance_note(ours, "fig1")
 
 
 def test_rows_of_keeps_only_the_selected_budget_of_a_run_name_shared_across_budgets():
@@ -172,9 +169,9 @@ def test_net_results_averages_seeds_and_keeps_the_figure_order():
 
 
 def test_notes_name_the_lossy_data_and_a_held_out_split():
-    assert "lossy JPEG" in notes.dataset_note("cifar10-jpeg")
+    assert "lossy" in notes.dataset_note("cifar10-jpeg") and "lossy" not in notes.dataset_note("cifar10")
     assert notes.is_lossy("cifar10-jpeg-val5000") and not notes.is_lossy("cifar10")
-    assert "5,000 held-out training images" in notes.dataset_note("cifar10-val5000")
+    assert "5,000" in notes.dataset_note("cifar10-val5000")
     assert "my_folder" in notes.dataset_note("my_folder")
 
 
@@ -194,10 +191,16 @@ def test_degradation_compares_plain56_with_plain20(deep_train, deep_test, verdic
     assert "5.00%" in check.ours and f"{deep_test:.2f}%" in check.ours
 
 
+def smoke_pair() -> pd.DataFrame:
+    return toy_runs(run_row("plain20", budget="smoke"), run_row("plain56", budget="smoke", train=50.0))
+
+
+def plain_rising() -> pd.DataFrame:
+    return toy_runs(*(run_row(f"plain{d}", train=t) for d, t in ((20, 5.0), (32, 6.0), (44, 7.0), (56, 8.0))))
+
+
 def test_smoke_runs_are_too_short_to_judge():
-    runs = toy_runs(run_row("plain20", budget="smoke"), run_row("plain56", budget="smoke", train=50.0))
-    assert claims.check_degradation(runs).status == claims.TOO_SHORT
-    assert "too short to judge" in notes.degradation_summary(runs)
+    assert claims.check_degradation(smoke_pair()).status == claims.TOO_SHORT
 
 
 def test_residual_beats_plain_and_deeper_resnets_are_better():
@@ -215,9 +218,8 @@ def test_residual_beats_plain_and_deeper_resnets_are_better():
 
 
 def test_depth_summary_says_whether_error_rises_with_depth():
-    runs = toy_runs(*(run_row(f"plain{d}", train=t) for d, t in ((20, 5.0), (32, 6.0), (44, 7.0), (56, 8.0))))
-    text = notes.degradation_summary(runs)
-    assert "plain-20 5.00%, plain-32 6.00%" in text and "here it rises: the claim **holds**" in text
+    runs = plain_rising()
+    assert "**holds**" in notes.degradation_summary(runs)
     ordered, trend = notes.depth_trend(figure_runs.select_figure(runs, "fig6_plain"))
     assert trend == "rises" and len(ordered) == 4
 
@@ -426,7 +428,7 @@ def test_status_on_quick_runs_fails_where_the_orderings_fail():
     runs = toy_runs(*quick_fig6(plain_train=(8.0, 7.0, 6.0, 5.0), resnet_test=(6.5, 6.8, 7.0, 7.5, 8.5)))
     found = verdicts(runs)
     assert found["Figure 1"] == claims.FAILS and found["Figure 6, Table 6"] == claims.FAILS
-    assert "here it falls: the claim **fails**" in notes.degradation_summary(runs)
+    assert "**fails**" in notes.degradation_summary(runs)
 
 
 def test_status_with_shortcut_seeds_and_layer_responses():
@@ -468,35 +470,23 @@ def test_a_claim_never_compares_runs_of_different_budgets():
 
 
 def test_budget_text_relates_the_length_to_the_papers_schedule():
-    assert notes.budget_text("quick", 8000) == (
-        "**quick** (8,000 iterations, 1/8 of the paper's 64,000-iteration schedule)"
-    )
-    assert notes.budget_text("full", 64000, short=True) == "full (64,000 it.: the paper's schedule)"
-    assert notes.budget_text("quick-20000it", 20000, short=True) == (
-        "quick-20000it (20,000 it., 5/16 of the paper's schedule)"
-    )
-    assert "plumbing check" in notes.budget_text("smoke", 10)
+    assert "1/8" in notes.budget_text("quick", 8000) and "5/16" in notes.budget_text("quick-20000it", 20000)
+    assert "1/8" not in notes.budget_text("full", 64000, short=True)  # the paper's own schedule
 
 
 def test_results_overview_counts_runs_and_lists_what_is_missing_with_commands():
     runs = toy_runs(*quick_fig6())
     text = notes.results_overview(runs)
-    assert "**9 finished runs**: 9 at budget **quick** (8,000 iterations, 1/8" in text
-    assert "9 of them were trained on **cifar10-jpeg**, a lossy JPEG copy" in text
-    assert "Trained on test device: 0.1 hours in all." in text
-    assert text.endswith(
-        "**Not run yet** at any budget: ResNet-20 B, ResNet-20 C, ResNet-56 B, ResNet-56 C. "
-        "`python -m resnet_repro reproduce shortcuts --budget quick` trains them."
-    )
+    assert "**9 finished runs**" in text and "ResNet-20 B, ResNet-20 C, ResNet-56 B, ResNet-56 C" in text
+    assert text.endswith("`python -m resnet_repro reproduce shortcuts --budget quick` trains them.")
     empty = notes.results_overview(EMPTY_RUNS)
-    assert empty.startswith("**No runs stored yet**")
     assert empty.endswith("`python -m resnet_repro reproduce fig6 shortcuts --budget quick` trains them.")
 
 
 def test_the_page_names_shared_runs_once_above_the_status_table():
     status = claims.claims_status(toy_runs(*quick_fig6()), EMPTY_LAYER_STD)
     table, note = claims.status_for_page(status)
-    assert note.endswith("(budget · data · device): quick · cifar10-jpeg · test device.")
+    assert note.endswith("quick · cifar10-jpeg · test device.")
     by_source = table.set_index("source").runs
     assert by_source["Figure 1"] == claims.SAME_RUNS
     assert table[table.claim.str.startswith("ResNet-152")].runs.item() == claims.COUNTED  # Section 4.1
@@ -506,3 +496,46 @@ def test_the_page_names_shared_runs_once_above_the_status_table():
     mixed = toy_runs(*quick_fig6(), run_row("resnet110", budget="full", dataset="cifar10-jpeg"))
     table, note = claims.status_for_page(claims.claims_status(mixed, EMPTY_LAYER_STD))
     assert note == "" and table.set_index("source").runs["Table 6"].startswith("full ·")
+
+
+def test_the_notes_prose_is_the_reviewed_page():
+    """The notes of the tests above, on their toy runs, as tests/golden/notes.md holds them."""
+    mixed = mixed_budget_runs()
+    common = toy_runs(*mixed.iloc[:3].to_dict("records"))
+    jpeg_only = figure_runs.select_figure(one_jpeg_run(), "fig1")
+    official = figure_runs.select_figure(both_datasets(), "fig1")
+    ours = figure_runs.select_figure(both_datasets(official_nets=("plain20",)), "fig1")
+    falling = toy_runs(*quick_fig6(plain_train=(8.0, 7.0, 6.0, 5.0), resnet_test=(6.5, 6.8, 7.0, 7.5, 8.5)))
+    _, judged_on = claims.status_for_page(claims.claims_status(toy_runs(*quick_fig6()), EMPTY_LAYER_STD))
+    assert_golden(
+        "notes",
+        {
+            "provenance: each net's longest budget": notes.provenance_note(
+                figure_runs.select_runs(mixed, figure_runs.FIGURES["fig1"][0]), "fig1"
+            ),
+            "gaps: one budget for a comparison": notes.gaps_note(
+                figure_runs.select_figure(common, "fig1"), "fig1"
+            ),
+            "provenance: a net not run yet, our JPEG copy": notes.provenance_note(jpeg_only, "fig1"),
+            "short provenance": notes.short_provenance(jpeg_only),
+            "provenance: the official files, ours stored too": notes.provenance_note(official, "fig1"),
+            "provenance: ours, the reader's stored too": notes.provenance_note(ours, "fig1"),
+            "dataset: JPEG copy": notes.dataset_note("cifar10-jpeg"),
+            "dataset: held-out split": notes.dataset_note("cifar10-val5000"),
+            "dataset: a folder": notes.dataset_note("my_folder"),
+            "degradation: smoke runs": notes.degradation_summary(smoke_pair()),
+            "degradation: rising with depth": notes.degradation_summary(plain_rising()),
+            "degradation: falling with depth": notes.degradation_summary(falling),
+            "budgets": "\n".join(
+                [
+                    notes.budget_text("quick", 8000),
+                    notes.budget_text("full", 64000, short=True),
+                    notes.budget_text("quick-20000it", 20000, short=True),
+                    notes.budget_text("smoke", 10),
+                ]
+            ),
+            "results overview: Figure 6 at quick": notes.results_overview(toy_runs(*quick_fig6())),
+            "results overview: nothing stored": notes.results_overview(EMPTY_RUNS),
+            "the status table's shared runs": judged_on,
+        },
+    )

@@ -254,9 +254,10 @@ def degradation_summary(runs: pd.DataFrame) -> str:
         ordered, trend = depth_trend(selection)
         verdict = TOO_SHORT if is_smoke(selection.budget) else (HOLDS if trend == expected else FAILS)
         here = "neither rises nor falls throughout" if trend == "mixed" else trend
+        judged = f": the claim **{verdict}**" if verdict != TOO_SHORT else f", but the runs are **{verdict}**"
         paragraphs.append(
             f"**{family}** (budget {selection.budget}), final training error by depth: {', '.join(ordered)}. "
-            f"In the paper it {expected} with depth; here it {here}: the claim **{verdict}**."
+            f"In the paper it {expected} with depth; here it {here}{judged}."
         )
     return "\n\n".join(paragraphs)
 
