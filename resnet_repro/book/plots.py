@@ -454,12 +454,14 @@ def landscape_contours(found: dict[str, readings.Landscape]) -> Figure:
     curves downward; the dashed square: the points near the trained weights."""
     pairs = _pairs(found)
     columns = max(len(row) for row in pairs.values())
-    fig, axes = plt.subplots(len(pairs), columns, figsize=(4.4 * columns, 3.9 * len(pairs)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(pairs), columns, figsize=(4.4 * columns, 3.9 * len(pairs)), squeeze=False, layout="constrained"
+    )
     levels = _loss_levels(found)
     norm = LogNorm(levels[0], levels[-1])
     filled = None
-    for row, (_, landscapes) in zip(axes, pairs.items(), strict=True):
-        for ax, landscape in zip(row, landscapes, strict=False):
+    for number, (row, landscapes) in enumerate(zip(axes, pairs.values(), strict=True)):
+        for column, (ax, landscape) in enumerate(zip(row, landscapes, strict=False)):
             alpha, beta = np.meshgrid(landscape.axis, landscape.axis)
             loss = np.clip(landscape.loss, levels[0], levels[-1])
             filled = ax.contourf(alpha, beta, loss, levels=levels, norm=norm, cmap="viridis")
@@ -473,8 +475,8 @@ def landscape_contours(found: dict[str, readings.Landscape]) -> Figure:
             ax.set_title(f"{landscape.label}: curves downward at {landscape.non_convex_share():.0%}\n"
                          f"of the points near the trained weights", fontsize=9)  # fmt: skip
             ax.set_aspect("equal")
-            ax.set_xlabel("α (along δ)")
-            ax.set_ylabel("β (along η)")
+            ax.set_xlabel("α (along δ)" if number == len(axes) - 1 else "")  # outer panels: no overlaps
+            ax.set_ylabel("β (along η)" if column == 0 else "")
         for ax in row[len(landscapes) :]:
             ax.set_visible(False)
     colorbar = fig.colorbar(filled, ax=axes.ravel().tolist(), shrink=0.85, label="training loss")
