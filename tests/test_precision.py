@@ -8,6 +8,7 @@ from resnet_repro.book import notes, plots, tables
 from resnet_repro.book.precision import (
     bf16_agrees,
     load_precision_check,
+    paired_gaps,
     precision_summary,
     precision_verdicts,
 )
@@ -69,3 +70,14 @@ def test_the_page_names_where_bf16_lags_and_the_table_and_figure_show_both_preci
     assert len(fig.axes) == 4 and {ax.get_title() for ax in fig.axes} == {"ResNet-56", "plain-56"}
     rows.to_csv(tmp_path / "check.csv", index=False)
     assert load_precision_check(tmp_path / "check.csv").equals(rows)
+
+
+def test_a_gap_within_the_spread_but_in_every_seed_is_reported_as_unresolved():
+    # seeds far apart (spread 8) but bf16 behind in each pair: the mean rule passes, the pairs do not
+    rows = check_rows([55, 47], [50, 43])
+    assert bf16_agrees(precision_verdicts(rows)) is True
+    assert paired_gaps(rows, "resnet56", 800, "train_error") == [5.0, 4.0]
+    note = notes.bf16_training_note(rows)
+    assert "+5.00, +4.00" in note and "stay in fp32" in note
+    mixed = check_rows([55, 41], [50, 43])  # ahead in one pair: nothing more to say
+    assert "stay in fp32" not in notes.bf16_training_note(mixed)

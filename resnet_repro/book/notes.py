@@ -341,7 +341,7 @@ PRECISION_CHECK_COMMAND = (
 def bf16_training_note(rows: pd.DataFrame) -> str:
     """What the bf16/fp32 check found, in words: where bf16 lags fp32 by more than the seeds' spread, or
     that it lags nowhere; that it has not run yet, with its command."""
-    from resnet_repro.book.precision import METRIC_NAMES, bf16_agrees, precision_verdicts
+    from resnet_repro.book.precision import METRIC_NAMES, bf16_agrees, paired_gaps, precision_verdicts
 
     if rows.empty:
         return f"The bf16/fp32 check has not run yet: `{PRECISION_CHECK_COMMAND}`."
@@ -359,11 +359,20 @@ def bf16_training_note(rows: pd.DataFrame) -> str:
     if agrees:
         worst = verdicts.loc[verdicts.gap.idxmax()]
         metric = METRIC_NAMES[worst.metric]
-        return (
+        text = (
             f"**bf16 trains as fp32 does** ({setting}): nowhere is bf16's mean error above fp32's by more "
             f"than the seeds' spread (the largest gap: {worst.gap:+.2f} points, {metric} of "
             f"{label(worst.arch, 'A')} at {worst.iteration:,}, spread {worst.spread:.2f})."
         )
+        pairs = paired_gaps(rows, worst.arch, worst.iteration, worst.metric)
+        if len(pairs) >= 2 and min(pairs) > 0:
+            text += (
+                f" Seed by seed, though, bf16 is behind there in every pair "
+                f"({', '.join(f'{gap:+.2f}' for gap in pairs)} points): with {len(pairs)} seeds the check "
+                "cannot rule out a lag, so the CPU runs of 56 layers and more stay in fp32 until more seeds "
+                "are in."
+            )
+        return text
     where = "; ".join(
         f"{label(v.arch, 'A')} {METRIC_NAMES[v.metric]} at {v.iteration:,}: {v.gap:+.2f} points "
         f"(spread {v.spread:.2f})"

@@ -60,6 +60,16 @@ def precision_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(verdicts, columns=["arch", "iteration", "metric", "seeds", "gap", "spread", "lags"])
 
 
+def paired_gaps(rows: pd.DataFrame, arch: str, iteration: int, metric: str) -> list[float]:
+    """bf16's error minus fp32's seed by seed (the seeds both precisions ran), at one net, point and metric:
+    a lag within the seeds' spread can still be there in every pair."""
+    at = rows[(rows.arch == arch) & (rows.iteration == iteration)]
+    by_seed = at.pivot_table(index="seed", columns="precision", values=metric).dropna()
+    if LOW not in by_seed or HIGH not in by_seed:
+        return []
+    return [float(gap) for gap in by_seed[LOW] - by_seed[HIGH]]
+
+
 def bf16_agrees(verdicts: pd.DataFrame) -> bool | None:
     """True when bf16 lags nowhere, False when it lags somewhere, None with nothing to judge from."""
     if verdicts.empty:
